@@ -1,0 +1,85 @@
+# interCEde: sync facade, DIRAC migration path and the Slurm e2e harness.
+# Run through ./just on a fresh machine (it prepares .venv and rust-just first).
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+variant := env_var_or_default("SLURM_VARIANT", "bookworm")
+keep := env_var_or_default("KEEP", "0")
+
+# List the recipes.
+default:
+    @just --list
+
+# Install and start a container engine if none answers (root on Debian only).
+engine:
+    python -m harness engine
+
+# Lint and type check: ruff + mypy --strict on src/ and harness/, plus the generator check.
+lint:
+    ruff check src harness tests benchmarks tools
+    ruff format --check src harness tests benchmarks tools
+    mypy
+    python -m tools.gen_sync --check
+
+# Format the code.
+fmt:
+    ruff format src harness tests benchmarks tools
+    ruff check --fix src harness tests benchmarks tools
+
+# Regenerate the sync facade's surface from intercede/protocols.py.
+generate:
+    python -m tools.gen_sync
+
+# Fast tests, no cluster.
+unit *ARGS:
+    pytest tests/unit -q {{ARGS}}
+
+# The README's test command: unit tests, then every e2e test against a live cluster.
+test *ARGS: engine
+    pytest tests -q -n 2 --dist loadgroup {{ARGS}}
+
+# The main job: cluster up (or reuse), debug-CE spike on every partition, every DIRAC scenario.
+e2e *ARGS: engine
+    python -m harness e2e --variant {{variant}} {{ if keep == "1" { "--keep" } else { "" } }} {{ARGS}}
+
+# Cluster lifecycle.
+stack-up *ARGS: engine
+    python -m harness up --variant {{variant}} {{ARGS}}
+
+stack-down:
+    python -m harness down
+
+stack-logs *ARGS:
+    python -m harness logs {{ARGS}}
+
+stack-status:
+    python -m harness status
+
+# Open a shell on the login node as the submit user.
+ssh:
+    python -m harness ssh
+
+# Run the debug-CE spike against the harness's generated config (or your own).
+debug-ce *ARGS:
+    intercede-debug-ce {{ARGS}}
+
+# Every benchmark (prints tables, writes JSON under benchmarks/results/).
+bench: bench-facade bench-bulk bench-stack
+
+bench-stack: engine
+    python benchmarks/stack_startup.py --variant {{variant}}
+
+bench-bulk: engine
+    python benchmarks/bulk_ops.py
+
+bench-facade:
+    python benchmarks/facade_overhead.py
+
+# Every scenario and the spike against both Slurm variants; report under reports/.
+regress: engine
+    python -m harness regress --variants bookworm,trixie
+
+# Build the docs site strictly.
+docs:
+    python -m tools.gen_config_reference
+    mkdocs build --strict --site-dir site

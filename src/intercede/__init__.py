@@ -1,0 +1,111 @@
+"""interCEde: one async, typed, bulk way to submit, monitor and retrieve work on Computing
+Elements and batch systems.
+
+The public API is the protocols, models, errors, credentials and registry re-exported here,
+plus ``intercede.sync`` for synchronous callers. Everything in ``_``-prefixed modules is
+internal and may change without notice.
+"""
+
+from __future__ import annotations
+
+from .config import BackendConfig, LocalBatchConfig, SSHBatchConfig
+from .credentials import (
+    BearerToken,
+    CredentialProvider,
+    CredentialRequirements,
+    CredentialSet,
+    FileCredentials,
+    SSHPassword,
+    SSHPrivateKey,
+    StaticCredentials,
+    X509Proxy,
+)
+from .errors import (
+    AuthenticationError,
+    BackendClosedError,
+    ConfigurationError,
+    InterCEdeError,
+    OperationTimeoutError,
+    ResourceUnavailableError,
+    RunningLoopError,
+    SpecificationRejectedError,
+)
+from .models import (
+    CopyVars,
+    Diagnostics,
+    FileRef,
+    JobHandle,
+    JobID,
+    JobOutput,
+    JobStatus,
+    LoadCounts,
+    OpOutcome,
+    OutputMember,
+    OutputSpec,
+    Resources,
+    Submission,
+    SubmissionSpec,
+)
+from .protocols import (
+    Diagnosable,
+    JobBackend,
+    Killable,
+    LoadReporter,
+    OutputRetriever,
+    Purgeable,
+    StatusReporter,
+    Submitter,
+)
+from .registry import ConfigFile, backend, load_config, parse_config
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationError",
+    "BackendClosedError",
+    "BackendConfig",
+    "BearerToken",
+    "ConfigFile",
+    "ConfigurationError",
+    "CopyVars",
+    "CredentialProvider",
+    "CredentialRequirements",
+    "CredentialSet",
+    "Diagnosable",
+    "Diagnostics",
+    "FileCredentials",
+    "FileRef",
+    "InterCEdeError",
+    "JobBackend",
+    "JobHandle",
+    "JobID",
+    "JobOutput",
+    "JobStatus",
+    "Killable",
+    "LoadCounts",
+    "LoadReporter",
+    "LocalBatchConfig",
+    "OpOutcome",
+    "OperationTimeoutError",
+    "OutputMember",
+    "OutputRetriever",
+    "OutputSpec",
+    "Purgeable",
+    "ResourceUnavailableError",
+    "Resources",
+    "RunningLoopError",
+    "SSHBatchConfig",
+    "SSHPassword",
+    "SSHPrivateKey",
+    "SpecificationRejectedError",
+    "StaticCredentials",
+    "StatusReporter",
+    "Submission",
+    "SubmissionSpec",
+    "Submitter",
+    "X509Proxy",
+    "__version__",
+    "backend",
+    "load_config",
+    "parse_config",
+]

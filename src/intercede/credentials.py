@@ -1,0 +1,221 @@
+"""Typed credentials and the provider protocol (IC-ADR-003).
+
+Secrets are pydantic secret types so they never show in a ``repr``, a log line or a validation
+error. Backends compute what they need (``CredentialRequirements``) from their configuration and
+pull from a ``CredentialProvider`` only when their set is missing or near expiry; the consumer
+owns the provider's lifetime.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Annotated, Literal, Protocol, Self, TypeAlias, TypeVar, runtime_checkable
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from .errors import AuthenticationError
+
+__all__ = [
+    "BearerToken",
+    "Credential",
+    "CredentialKind",
+    "CredentialProvider",
+    "CredentialRequirements",
+    "CredentialSet",
+    "FileCredentials",
+    "SSHPassword",
+    "SSHPrivateKey",
+    "StaticCredentials",
+    "X509Proxy",
+]
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class _Expiring(BaseModel):
+    model_config = _FROZEN
+
+    expires_at: dt.datetime | None = None
+
+    def expires_within(self, margin: dt.timedelta) -> bool:
+        """Whether this credential will be unusable ``margin`` from now."""
+        if self.expires_at is None:
+            return False
+        expires = self.expires_at
+        if expires.tzinfo is None:
+            expires = expires.replace(tzinfo=dt.UTC)
+        return expires - dt.datetime.now(dt.UTC) <= margin
+
+
+class BearerToken(_Expiring):
+    """An OAuth2/OIDC access token (DIRAC's ``Tag = Token``)."""
+
+    kind: Literal["bearer_token"] = "bearer_token"
+    value: SecretStr
+
+
+class X509Proxy(_Expiring):
+    """A PEM-encoded X.509 proxy (certificate chain + key)."""
+
+    kind: Literal["x509_proxy"] = "x509_proxy"
+    pem: SecretStr
+
+
+class SSHPrivateKey(_Expiring):
+    """An SSH private key in OpenSSH or PEM format, optionally encrypted."""
+
+    kind: Literal["ssh_private_key"] = "ssh_private_key"
+    pem: SecretStr
+    passphrase: SecretStr | None = None
+
+
+class SSHPassword(_Expiring):
+    """An SSH password (DIRAC's ``SSHPassword``); prefer keys."""
+
+    kind: Literal["ssh_password"] = "ssh_password"
+    value: SecretStr
+
+
+Credential: TypeAlias = Annotated[
+    BearerToken | X509Proxy | SSHPrivateKey | SSHPassword, Field(discriminator="kind")
+]
+CredentialKind: TypeAlias = (
+    type[BearerToken] | type[X509Proxy] | type[SSHPrivateKey] | type[SSHPassword]
+)
+_C = TypeVar("_C", BearerToken, X509Proxy, SSHPrivateKey, SSHPassword)
+
+
+class CredentialRequirements(BaseModel):
+    """What one backend needs: ALL of ``kinds`` together, for ``resource``, with ``scopes``."""
+
+    model_config = _FROZEN
+
+    resource: str
+    kinds: tuple[Literal["bearer_token", "x509_proxy", "ssh_private_key", "ssh_password"], ...]
+    scopes: tuple[str, ...] = ()
+
+
+class CredentialSet:
+    """An immutable bag of credentials, at most one per kind."""
+
+    __slots__ = ("_by_kind",)
+
+    def __init__(
+        self, credentials: Iterable[BearerToken | X509Proxy | SSHPrivateKey | SSHPassword] = ()
+    ):
+        self._by_kind: Mapping[str, BearerToken | X509Proxy | SSHPrivateKey | SSHPassword] = {
+            credential.kind: credential for credential in credentials
+        }
+
+    def get(self, kind: type[_C]) -> _C | None:
+        """The credential of that type, or ``None``."""
+        found = self._by_kind.get(kind.model_fields["kind"].default)
+        return found if isinstance(found, kind) else None
+
+    def kinds(self) -> frozenset[str]:
+        """The kinds present (``"ssh_private_key"``, ...)."""
+        return frozenset(self._by_kind)
+
+    def satisfies(self, requirements: CredentialRequirements) -> bool:
+        """Whether every required kind is present."""
+        return set(requirements.kinds) <= set(self._by_kind)
+
+    def expires_within(self, margin: dt.timedelta) -> bool:
+        """Whether any credential in the set expires within ``margin``."""
+        return any(c.expires_within(margin) for c in self._by_kind.values())
+
+    def __repr__(self) -> str:  # never the values
+        return f"CredentialSet(kinds={sorted(self._by_kind)})"
+
+
+@runtime_checkable
+class CredentialProvider(Protocol):
+    """Where backends pull credentials from; an async context manager the consumer owns."""
+
+    async def get(self, requirements: CredentialRequirements) -> CredentialSet: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class _ProviderBase:
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    @staticmethod
+    def _check(found: CredentialSet, requirements: CredentialRequirements) -> CredentialSet:
+        missing = sorted(set(requirements.kinds) - found.kinds())
+        if missing:
+            raise AuthenticationError(
+                f"no credential of kind {', '.join(missing)} for {requirements.resource}"
+            )
+        return found
+
+
+class StaticCredentials(_ProviderBase):
+    """A fixed set, for tests and standalone use."""
+
+    def __init__(self, *credentials: BearerToken | X509Proxy | SSHPrivateKey | SSHPassword):
+        self._set = CredentialSet(credentials)
+
+    async def get(self, requirements: CredentialRequirements) -> CredentialSet:
+        return self._check(self._set, requirements)
+
+
+class FileCredentials(_ProviderBase):
+    """Reads credentials from files each time it is asked, so a rotated key or a renewed
+    token file is picked up without restarting (the harness's generated config uses it)."""
+
+    def __init__(
+        self,
+        *,
+        ssh_key_file: Path | None = None,
+        ssh_key_passphrase_file: Path | None = None,
+        token_file: Path | None = None,
+        proxy_file: Path | None = None,
+    ) -> None:
+        self._ssh_key_file = ssh_key_file
+        self._passphrase_file = ssh_key_passphrase_file
+        self._token_file = token_file
+        self._proxy_file = proxy_file
+
+    async def get(self, requirements: CredentialRequirements) -> CredentialSet:
+        found: list[BearerToken | X509Proxy | SSHPrivateKey | SSHPassword] = []
+        try:
+            if self._ssh_key_file is not None:
+                passphrase = (
+                    SecretStr((await anyio.Path(self._passphrase_file).read_text()).strip())
+                    if self._passphrase_file is not None
+                    else None
+                )
+                pem = await anyio.Path(self._ssh_key_file).read_text()
+                found.append(SSHPrivateKey(pem=SecretStr(pem), passphrase=passphrase))
+            if self._token_file is not None:
+                token = (await anyio.Path(self._token_file).read_text()).strip()
+                found.append(BearerToken(value=SecretStr(token)))
+            if self._proxy_file is not None:
+                pem = await anyio.Path(self._proxy_file).read_text()
+                found.append(X509Proxy(pem=SecretStr(pem)))
+        except OSError as exc:
+            raise AuthenticationError(
+                f"cannot read credential file {exc.filename}: {exc.strerror}"
+            ) from None
+        return self._check(CredentialSet(found), requirements)

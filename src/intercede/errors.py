@@ -1,0 +1,71 @@
+"""The exception hierarchy.
+
+Whole-operation failures raise; per-item failures come back in result maps. Every exception
+derives from :class:`InterCEdeError` so a caller (a DIRAC adapter, say) can map the whole family
+onto ``S_ERROR`` with one ``except`` and pick an ``Errno`` by subclass.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "BackendClosedError",
+    "ConfigurationError",
+    "InterCEdeError",
+    "OperationTimeoutError",
+    "ResourceUnavailableError",
+    "RunningLoopError",
+    "SpecificationRejectedError",
+]
+
+
+class InterCEdeError(Exception):
+    """Root of every error interCEde raises."""
+
+
+class ConfigurationError(InterCEdeError, ValueError):
+    """Backend configuration is invalid: unknown kind, missing field, bad value.
+
+    ``field`` is the dotted path of the offending field (``"queues.main.port"``), when one is
+    to blame, so the message can point at the exact key a user has to fix.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class AuthenticationError(InterCEdeError):
+    """The resource rejected our credentials, or the provider could not give any."""
+
+
+class ResourceUnavailableError(InterCEdeError, ConnectionError):
+    """The transport or the resource is down: connection refused, reset, host unreachable,
+    or the scheduler's commands failing as a whole."""
+
+
+class OperationTimeoutError(InterCEdeError, TimeoutError):
+    """An operation did not finish within its configured (or per-call) timeout."""
+
+
+class SpecificationRejectedError(InterCEdeError, ValueError):
+    """The backend refuses this submission at submit time, before anything ran.
+
+    ``field`` names the part of the spec that cannot be honoured (``"outputs.members[0]"``).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class RunningLoopError(InterCEdeError, RuntimeError):
+    """A synchronous facade call was made from a thread whose event loop is running.
+
+    Blocking that loop until our own loop answers would deadlock or stall every other task on
+    it; async callers must await the async API instead.
+    """
+
+
+class BackendClosedError(InterCEdeError, RuntimeError):
+    """The backend (or the sync facade over it) was used after ``close()``."""

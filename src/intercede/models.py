@@ -1,0 +1,375 @@
+"""The data types that cross the interCEde contract.
+
+They are pydantic v2 models because they arrive from configuration files, stores and other
+processes: a handle read back from DIRAC's database must be validated like any other input.
+Identities (``JobHandle``) are frozen and hashable; results are frozen so nobody mutates a map
+another caller still holds.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, TypeAlias
+from urllib.parse import quote, unquote
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretBytes,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "HANDLE_MAX_LENGTH",
+    "CopyVars",
+    "Diagnostics",
+    "FileRef",
+    "JobHandle",
+    "JobID",
+    "JobOutput",
+    "JobStatus",
+    "LoadCounts",
+    "OpOutcome",
+    "OutputMember",
+    "OutputSpec",
+    "Resources",
+    "Submission",
+    "SubmissionSpec",
+]
+
+JobID: TypeAlias = str
+"""The key of every result map: ``handle.id``, unique among one backend's jobs."""
+
+HANDLE_MAX_LENGTH = 255
+"""DIRAC (and DiracX) store pilot references in a 255-character column."""
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
+_NODES = re.compile(r"^[1-9][0-9]*(-[1-9][0-9]*)?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class JobStatus(enum.StrEnum):
+    """Job states; values equal DIRAC's pilot status names, so mapping them is the identity."""
+
+    SUBMITTED = "Submitted"
+    WAITING = "Waiting"
+    RUNNING = "Running"
+    DONE = "Done"
+    FAILED = "Failed"
+    ABORTED = "Aborted"
+    UNKNOWN = "Unknown"
+
+    @property
+    def is_final(self) -> bool:
+        """A final state never changes again: output can be collected and the job purged."""
+        return self in _FINAL
+
+
+_FINAL = frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.ABORTED})
+
+
+class Resources(BaseModel):
+    """What one copy needs from the resource."""
+
+    model_config = _FROZEN
+
+    cpus: Annotated[int, Field(ge=1)] = 1
+    memory_mb: Annotated[int, Field(ge=1)] | None = None
+    wall_time_s: Annotated[int, Field(ge=1)] | None = None
+    queue: str | None = None
+    gpus: Annotated[int, Field(ge=0)] = 0
+    nodes: str = "1"
+    """A count (``"2"``) or a range (``"2-4"``), as DIRAC's ``NumberOfNodes``."""
+    whole_node: bool = False
+
+    @field_validator("nodes")
+    @classmethod
+    def _nodes_is_count_or_range(cls, value: str) -> str:
+        if not _NODES.match(value):
+            raise ValueError("must be a count like '2' or a range like '2-4'")
+        if "-" in value:
+            low, high = (int(part) for part in value.split("-"))
+            if low > high:
+                raise ValueError("range must be increasing, like '2-4'")
+        return value
+
+
+class FileRef(BaseModel):
+    """An input file: ``source`` (a local path or a URL) lands as ``name`` in the working dir."""
+
+    model_config = _FROZEN
+
+    name: str
+    source: str
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_relative(cls, value: str) -> str:
+        _check_relative(value)
+        return value
+
+    @property
+    def is_url(self) -> bool:
+        """Whether the resource must fetch ``source`` itself (we stage only local files)."""
+        return "://" in self.source
+
+
+class OutputMember(BaseModel):
+    """A file or glob in the working directory to bring back or upload."""
+
+    model_config = _FROZEN
+
+    pattern: str
+    destination: str | None = None
+    """``None`` keeps it at the resource for ``get_output``; a URL asks the resource to upload."""
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_is_relative(cls, value: str) -> str:
+        _check_relative(value)
+        return value
+
+
+class OutputSpec(BaseModel):
+    """Which files the payload leaves behind that the caller wants.
+
+    ``include_unlisted=True`` is DIRAC's ``outputs=["/"]``: everything, recursively. stdout,
+    stderr and the scheduler log never count as members: they always come back as their own
+    ``JobOutput`` fields, so a payload file called ``stdout`` cannot shadow them.
+    """
+
+    model_config = _FROZEN
+
+    members: tuple[OutputMember, ...] = ()
+    include_unlisted: bool = False
+
+    @classmethod
+    def everything(cls) -> OutputSpec:
+        """DIRAC's ``outputs=["/"]``."""
+        return cls(include_unlisted=True)
+
+    @property
+    def wants_collection(self) -> bool:
+        """Whether anything must stay at the resource for ``get_output``."""
+        return self.include_unlisted or any(m.destination is None for m in self.members)
+
+
+class CopyVars(BaseModel):
+    """What differs between copies of one spec.
+
+    ``environment`` holds identifiers (a pilot stamp, say): the site may read them.
+    ``secrets`` holds credentials: each is staged as a file of mode 0600 in the copy's working
+    directory and its path is exported as ``INTERCEDE_SECRET_<NAME>``; the value itself never
+    appears in a job attribute, the job description, the submit command line or the job's
+    environment.
+    """
+
+    model_config = _FROZEN
+
+    environment: Mapping[str, str] = Field(default_factory=dict)
+    secrets: Mapping[str, SecretBytes] = Field(default_factory=dict)
+
+    @field_validator("environment", "secrets")
+    @classmethod
+    def _names_are_identifiers(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
+        for name in value:
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"{name!r} is not a valid variable name")
+        return value
+
+
+class SubmissionSpec(BaseModel):
+    """One unit of work; ``submit`` runs ``copies`` of it."""
+
+    model_config = _FROZEN
+
+    executable: str
+    """A local path (staged) to the executable, run from the job's working directory."""
+    arguments: tuple[str, ...] = ()
+    inputs: tuple[FileRef, ...] = ()
+    outputs: OutputSpec = OutputSpec()
+    resources: Resources = Resources()
+    environment: Mapping[str, str] = Field(default_factory=dict)
+    container_image: str | None = None
+    stdout: str | None = None
+    """A name hint; the backend picks the real, unique name."""
+    stderr: str | None = None
+    tag: str | None = None
+    """A free label (a DIRAC queue or VO, say) a backend may attach to its jobs."""
+
+    @field_validator("environment")
+    @classmethod
+    def _env_names(cls, value: Mapping[str, str]) -> Mapping[str, str]:
+        for name in value:
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"{name!r} is not a valid variable name")
+        return value
+
+    @model_validator(mode="after")
+    def _inputs_unique(self) -> SubmissionSpec:
+        names = [ref.name for ref in self.inputs]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"inputs: duplicate names {duplicates}")
+        return self
+
+
+class JobHandle(BaseModel):
+    """The durable identity of one job: everything needed to find it again.
+
+    It round-trips through JSON (``model_dump_json``/``model_validate_json``) and through a
+    compact string (``str(handle)``/``JobHandle.parse``) of at most 255 characters, the form a
+    DIRAC adapter stores as the pilot reference::
+
+        slurm+ssh://submit@ce.example.org:22/4242_7?3f2a...c0/7
+        <backend>://<resource>/<id>[?<routing>]
+
+    ``routing`` is opaque to callers: the backend's own locator (for Slurm, the job's working
+    directory below the configured work root).
+    """
+
+    model_config = _FROZEN
+
+    backend: str
+    resource: str
+    id: JobID
+    routing: str = ""
+
+    @field_validator("backend")
+    @classmethod
+    def _backend_is_scheme(cls, value: str) -> str:
+        if not _SCHEME.match(value):
+            raise ValueError("must look like a URL scheme, e.g. 'slurm+ssh'")
+        return value
+
+    @field_validator("id", "resource")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _fits_a_dirac_column(self) -> JobHandle:
+        if len(str(self)) > HANDLE_MAX_LENGTH:
+            raise ValueError(
+                f"compact form is {len(str(self))} characters, more than {HANDLE_MAX_LENGTH}"
+            )
+        return self
+
+    def __str__(self) -> str:
+        text = f"{self.backend}://{quote(self.resource, safe='@:[]')}/{quote(self.id, safe='')}"
+        if self.routing:
+            text += "?" + quote(self.routing, safe="/")
+        return text
+
+    @classmethod
+    def parse(cls, text: str) -> JobHandle:
+        """Inverse of ``str(handle)``; raises ``ValueError`` (pydantic's) on malformed text."""
+        scheme, sep, rest = text.partition("://")
+        if not sep:
+            raise ValueError(f"not a job handle (no '://'): {text!r}")
+        location, _, routing = rest.partition("?")
+        resource, slash, job_id = location.partition("/")
+        if not slash:
+            raise ValueError(f"not a job handle (no job id): {text!r}")
+        return cls(
+            backend=scheme,
+            resource=unquote(resource),
+            id=unquote(job_id),
+            routing=unquote(routing),
+        )
+
+
+class Submission(BaseModel):
+    """What ``submit`` returns: ``handles[i]`` belongs to ``copies[i]``.
+
+    Copies the backend refused are in ``failures`` (index → reason). Every copy index is in
+    exactly one of the two maps: nothing is dropped.
+    """
+
+    model_config = _FROZEN
+
+    handles: Mapping[int, JobHandle]
+    failures: Mapping[int, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _every_copy_accounted(self) -> Submission:
+        both = set(self.handles) & set(self.failures)
+        if both:
+            raise ValueError(f"copies {sorted(both)} are both submitted and failed")
+        indices = set(self.handles) | set(self.failures)
+        if indices != set(range(len(indices))):
+            raise ValueError(f"copy indices {sorted(indices)} are not 0..n-1")
+        return self
+
+    @property
+    def count(self) -> int:
+        """How many copies were asked for."""
+        return len(self.handles) + len(self.failures)
+
+
+class OpOutcome(BaseModel):
+    """Per-job result of an operation that returns nothing else (kill, purge), or the failure
+    standing in for a result (``get_output``, ``get_diagnostics``)."""
+
+    model_config = _FROZEN
+
+    ok: bool
+    reason: str | None = None
+
+    @model_validator(mode="after")
+    def _failure_says_why(self) -> OpOutcome:
+        if not self.ok and not self.reason:
+            raise ValueError("a failed outcome needs a reason")
+        return self
+
+
+class JobOutput(BaseModel):
+    """Where one job's output landed: paths under the caller's ``dest``, never contents.
+
+    ``stdout``/``stderr``/``log`` are ``None`` when the resource has none (a scheduler without
+    a separate log, say). ``files`` are the payload members, relative order sorted.
+    """
+
+    model_config = _FROZEN
+
+    stdout: Path | None
+    stderr: Path | None
+    log: Path | None = None
+    files: tuple[Path, ...] = ()
+
+
+class Diagnostics(BaseModel):
+    """A named file read from a job before it finished."""
+
+    model_config = _FROZEN
+
+    name: str
+    content: bytes
+    truncated: bool = False
+
+
+class LoadCounts(BaseModel):
+    """Counts of THIS backend's own jobs in its queue, never the site's capacity."""
+
+    model_config = _FROZEN
+
+    running: Annotated[int, Field(ge=0)]
+    waiting: Annotated[int, Field(ge=0)]
+
+    @property
+    def total(self) -> int:
+        """DIRAC's ``total = R + W``."""
+        return self.running + self.waiting
+
+
+def _check_relative(value: str) -> None:
+    if not value or value.startswith("/") or ".." in Path(value).parts or "\x00" in value:
+        raise ValueError("must be a relative path inside the working directory, without '..'")
