@@ -10,8 +10,12 @@ keep := env_var_or_default("KEEP", "0")
 default:
     @just --list
 
+# Debian packages the harness and checks use (root on Debian; otherwise says what to install).
+deps:
+    tools/debian-deps.sh
+
 # Install and start a container engine if none answers (root on Debian only).
-engine:
+engine: deps
     python -m harness engine
 
 # Lint and type check: ruff + mypy --strict on src/ and harness/, plus the generator check.
