@@ -39,8 +39,10 @@ unit *ARGS:
     pytest tests/unit -q {{ARGS}}
 
 # The README's test command: unit tests, then every e2e test against a live cluster.
+# Tests marked `faults` disturb the shared cluster, so they run alone, after the others.
 test *ARGS: engine
-    pytest tests -q -n 2 --dist loadgroup {{ARGS}}
+    pytest tests -q -n 2 --dist loadgroup -m "not faults" {{ARGS}}
+    pytest tests/e2e -q -m faults {{ARGS}}
 
 # The main job: cluster up (or reuse), debug-CE spike on every partition, every DIRAC scenario.
 e2e *ARGS: engine
