@@ -1,0 +1,71 @@
+"""What every facade has whatever its backend can do: the loop, the lifecycle, dispatch.
+
+The generated mixins (``_generated.py``) derive from :class:`FacadeCore` and add one method per
+protocol method; this class owns everything that is not generated.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Self, TypeVar
+
+from ..protocols import JobBackend
+from ._runtime import LoopThread
+
+__all__ = ["FacadeCore"]
+
+T = TypeVar("T")
+
+
+def _shutdown(runtime: LoopThread, backend: JobBackend) -> None:
+    runtime.close(backend.aclose)
+
+
+class FacadeCore:
+    """A sync object over one async backend, running it on one long-lived loop thread.
+
+    Build it with ``intercede.sync.backend()`` or ``intercede.sync.wrap()``, which pick the
+    subclass whose methods match the backend's capabilities.
+    """
+
+    def __init__(self, backend: JobBackend, runtime: LoopThread) -> None:
+        self._backend: JobBackend = backend
+        self._runtime = runtime
+        # Closes the backend and stops the thread when the facade is garbage collected or the
+        # interpreter exits, without keeping the facade itself alive.
+        self._finalizer = weakref.finalize(self, _shutdown, runtime, backend)
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called (every further call raises ``BackendClosedError``)."""
+        return self._runtime.closed
+
+    def close(self) -> None:
+        """Close the async backend on its loop (``aclose()``), then stop the loop's thread.
+
+        Idempotent and thread-safe. Calls still running in other threads end with
+        ``BackendClosedError``.
+        """
+        self._runtime.refuse_running_loop("close")
+        self._finalizer()
+        self._runtime.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<{type(self).__qualname__} over {type(self._backend).__qualname__}, {state}>"
+
+    def _dispatch(self, what: str, factory: Callable[[], Awaitable[T]], timeout: float | None) -> T:
+        return self._runtime.call(what, factory, timeout)

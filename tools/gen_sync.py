@@ -1,0 +1,399 @@
+"""Generate the sync facade's typed surface from the async protocols.
+
+``intercede/protocols.py`` is the only hand-written contract. This tool reads it with ``ast``
+and writes ``intercede/sync/_generated.py``: a blocking twin of every protocol (same names, same
+parameters, defaults, return annotations and docstrings, plus a keyword-only ``timeout``) and
+one facade mixin per protocol whose methods dispatch onto the facade's event loop. Because the
+output is committed and ``--check`` compares it with a fresh generation, a protocol change
+cannot leave the facade behind silently.
+
+    python -m tools.gen_sync            # rewrite the committed file
+    python -m tools.gen_sync --check    # exit 1 (with a diff) when it is stale
+    python -m tools.gen_sync --input copy/protocols.py --output out.py [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_INPUT",
+    "DEFAULT_OUTPUT",
+    "GenerationError",
+    "check",
+    "generate",
+    "main",
+]
+
+_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_INPUT = _ROOT / "src" / "intercede" / "protocols.py"
+DEFAULT_OUTPUT = _ROOT / "src" / "intercede" / "sync" / "_generated.py"
+
+_LINE = 100
+_TIMEOUT = "timeout: float | None = None"
+# Lifecycle protocols (``Async*``) turn into their sync spelling; they have no dispatching
+# mixin because the facade's runtime implements them itself (close the backend, stop the loop).
+_LIFECYCLE_PREFIX = "Async"
+_LIFECYCLE_METHODS = {"__aenter__": "__enter__", "__aexit__": "__exit__", "aclose": "close"}
+_EXTRA_IMPORTS = {"typing": {"cast"}}
+
+
+class GenerationError(Exception):
+    """The protocols module uses a construct the generator cannot carry over faithfully."""
+
+
+@dataclass
+class _Method:
+    name: str
+    args: ast.arguments
+    params: list[str]
+    returns: str
+    docstring: str | None
+
+
+@dataclass
+class _Protocol:
+    name: str
+    bases: list[str]
+    methods: list[_Method] = field(default_factory=list)
+
+    @property
+    def lifecycle(self) -> bool:
+        return self.name.startswith(_LIFECYCLE_PREFIX)
+
+    @property
+    def twin(self) -> str:
+        return self.name.removeprefix(_LIFECYCLE_PREFIX) if self.lifecycle else self.name
+
+    @property
+    def mixin(self) -> str:
+        return f"_{self.name}Methods"
+
+
+def _fail(where: str, node: ast.AST, message: str) -> GenerationError:
+    return GenerationError(f"{where}:{getattr(node, 'lineno', '?')}: {message}")
+
+
+def _is_protocol_class(node: ast.ClassDef) -> bool:
+    decorated = any(
+        isinstance(d, ast.Name) and d.id == "runtime_checkable" for d in node.decorator_list
+    )
+    return decorated and any(isinstance(b, ast.Name) and b.id == "Protocol" for b in node.bases)
+
+
+def _parse(source: str, where: str) -> tuple[list[ast.stmt], list[_Protocol]]:
+    tree = ast.parse(source, filename=where)
+    imports: list[ast.stmt] = []
+    protocols: list[_Protocol] = []
+    for index, node in enumerate(tree.body):
+        if index == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # module docstring
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            imports.append(node)
+        elif isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] == ["__all__"]:
+            continue
+        elif isinstance(node, ast.ClassDef):
+            protocols.append(_parse_class(node, source, where))
+        else:
+            raise _fail(where, node, "only imports, __all__ and protocol classes are supported")
+    known = {p.name for p in protocols}
+    for protocol in protocols:
+        unknown = [b for b in protocol.bases if b not in known]
+        if unknown:
+            raise _fail(where, tree, f"{protocol.name} derives from non-protocol {unknown}")
+    return imports, protocols
+
+
+def _parse_class(node: ast.ClassDef, source: str, where: str) -> _Protocol:
+    if not _is_protocol_class(node):
+        raise _fail(where, node, f"{node.name} is not a @runtime_checkable Protocol")
+    bases = [ast.unparse(b) for b in node.bases if ast.unparse(b) != "Protocol"]
+    protocol = _Protocol(node.name, bases)
+    body = node.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    for item in body:
+        if isinstance(item, ast.Expr) and isinstance(item.value, ast.Constant):
+            continue  # a bare ``...``
+        if not isinstance(item, ast.AsyncFunctionDef):
+            raise _fail(
+                where, item, f"{node.name}: only 'async def' members belong in the contract"
+            )
+        protocol.methods.append(_parse_method(node.name, item, source, where))
+    if protocol.lifecycle:
+        strange = [m.name for m in protocol.methods if m.name not in _LIFECYCLE_METHODS]
+        if strange:
+            raise _fail(where, node, f"{node.name}: no sync spelling for {strange}")
+    return protocol
+
+
+def _parse_method(owner: str, node: ast.AsyncFunctionDef, source: str, where: str) -> _Method:
+    if node.decorator_list:
+        raise _fail(where, node, f"{owner}.{node.name}: decorated methods are not supported")
+    args = node.args
+    every = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+    every += [a for a in (args.vararg, args.kwarg) if a is not None]
+    if not every or every[0].arg != "self":
+        raise _fail(where, node, f"{owner}.{node.name}: the first parameter must be self")
+    for arg in every[1:]:
+        if arg.annotation is None:
+            raise _fail(where, node, f"{owner}.{node.name}: parameter {arg.arg} has no type")
+        if arg.arg == "timeout":
+            raise _fail(where, node, f"{owner}.{node.name}: 'timeout' is reserved for the facade")
+    if node.returns is None:
+        raise _fail(where, node, f"{owner}.{node.name}: no return annotation")
+    docstring = None
+    first = node.body[0]
+    if (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
+        docstring = ast.get_source_segment(source, first.value)
+    params = _parameters(args, source)
+    return _Method(node.name, args, params, _text(node.returns, source), docstring)
+
+
+def _text(node: ast.expr, source: str) -> str:
+    """The expression as written (quotes and all), so the output stays ruff-formatted."""
+    segment = ast.get_source_segment(source, node)
+    return segment if segment is not None and "\n" not in segment else ast.unparse(node)
+
+
+def _parameters(args: ast.arguments, source: str) -> list[str]:
+    """Render the parameters (without ``self``) exactly as declared."""
+
+    def one(arg: ast.arg, default: ast.expr | None) -> str:
+        text = f"{arg.arg}: {_text(arg.annotation, source)}" if arg.annotation else arg.arg
+        return f"{text} = {_text(default, source)}" if default is not None else text
+
+    positional = [*args.posonlyargs, *args.args]
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults))
+    defaults += args.defaults
+    out: list[str] = []
+    for index, (arg, default) in enumerate(zip(positional, defaults, strict=True)):
+        out.append(one(arg, default))
+        if args.posonlyargs and index == len(args.posonlyargs) - 1:
+            out.append("/")
+    if args.vararg is not None:
+        out.append("*" + one(args.vararg, None))
+    elif args.kwonlyargs:
+        out.append("*")
+    out += [one(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)]
+    if args.kwarg is not None:
+        out.append("**" + one(args.kwarg, None))
+    return out[1:] if out and out[0].startswith("self") else out
+
+
+def _with_timeout(args: ast.arguments, params: list[str]) -> list[str]:
+    """Insert the facade's keyword-only ``timeout`` before any ``**kwargs``."""
+    tail = [params.pop()] if args.kwarg is not None else []
+    if args.vararg is None and not args.kwonlyargs:
+        params.append("*")
+    return [*params, _TIMEOUT, *tail]
+
+
+def _call_arguments(args: ast.arguments) -> list[str]:
+    """Pass positional parameters positionally (a structural fake may name them differently)."""
+    out = [a.arg for a in [*args.posonlyargs, *args.args][1:]]
+    if args.vararg is not None:
+        out.append("*" + args.vararg.arg)
+    out += [f"{a.arg}={a.arg}" for a in args.kwonlyargs]
+    if args.kwarg is not None:
+        out.append("**" + args.kwarg.arg)
+    return out
+
+
+def _bracketed(indent: str, head: str, items: Sequence[str], tail: str) -> list[str]:
+    """Lay out ``head(items)tail`` the way ``ruff format`` does for flat argument lists."""
+    line = f"{indent}{head}{', '.join(items)}{tail}"
+    if len(line) <= _LINE:
+        return [line]
+    inner = f"{indent}    {', '.join(items)}"
+    if len(inner) <= _LINE:
+        return [f"{indent}{head}", inner, f"{indent}{tail}"]
+    return [f"{indent}{head}", *(f"{indent}    {item}," for item in items), f"{indent}{tail}"]
+
+
+def _def(name: str, params: Sequence[str], returns: str) -> list[str]:
+    return _bracketed("    ", f"def {name}(", ["self", *params], f") -> {returns}:")
+
+
+def _twin(protocol: _Protocol, by_name: dict[str, _Protocol]) -> list[str]:
+    bases = [by_name[b].twin for b in protocol.bases]
+    lines = [
+        "@runtime_checkable",
+        f"class {protocol.twin}({', '.join([*bases, 'Protocol'])}):",
+        f'    """Blocking twin of ``intercede.protocols.{protocol.name}``."""',
+    ]
+    for method in protocol.methods:
+        params = list(method.params)
+        if protocol.lifecycle:
+            name = _LIFECYCLE_METHODS[method.name]
+        else:
+            name, params = method.name, _with_timeout(method.args, params)
+        lines.append("")
+        signature = _def(name, params, method.returns)
+        if method.docstring is None:
+            signature[-1] += " ..."
+            lines += signature
+        else:
+            lines += [*signature, f"        {method.docstring}", "        ..."]
+    return lines
+
+
+def _mixin(protocol: _Protocol, by_name: dict[str, _Protocol]) -> list[str]:
+    parts = [by_name[b] for b in protocol.bases if not by_name[b].lifecycle]
+    bases = [p.mixin for p in parts] or ["FacadeCore"]
+    lines = [
+        f"class {protocol.mixin}({', '.join(bases)}):",
+        f'    """Facade methods for ``{protocol.name}``, mixed in when the backend has them."""',
+    ]
+    for method in protocol.methods:
+        lines.append("")
+        params = _with_timeout(method.args, list(method.params))
+        lines += _def(method.name, params, method.returns)
+        if method.docstring is not None:
+            lines.append(f"        {method.docstring}")
+        lines.append(f"        backend = cast(_async.{protocol.name}, self._backend)")
+        call = f"lambda: backend.{method.name}({', '.join(_call_arguments(method.args))})"
+        lines += _bracketed(
+            "        ", "return self._dispatch(", [f'"{method.name}"', call, "timeout"], ")"
+        )
+    return lines
+
+
+def _sort_key(name: str) -> tuple[int, str]:
+    kind = 0 if name.isupper() and len(name) > 1 else 1 if name[:1].isupper() else 2
+    return kind, name
+
+
+def _imports(nodes: Iterable[ast.stmt]) -> list[str]:
+    """Re-emit the source's imports one package level deeper, isort-ordered as ruff wants."""
+    modules: dict[tuple[int, str], dict[str, str | None]] = {}
+    plain: list[str] = []
+    for node in nodes:
+        if isinstance(node, ast.ImportFrom):
+            if node.module == "__future__":
+                continue
+            level = node.level + 1 if node.level else 0
+            names = modules.setdefault((level, node.module or ""), {})
+            names.update({alias.name: alias.asname for alias in node.names})
+        elif isinstance(node, ast.Import):
+            plain += [ast.unparse(ast.Import(names=[alias])) for alias in node.names]
+    for module, extra in _EXTRA_IMPORTS.items():
+        modules.setdefault((0, module), {}).update(dict.fromkeys(extra))
+    modules.setdefault((2, ""), {})["protocols"] = "_async"
+    modules.setdefault((1, "_core"), {})["FacadeCore"] = None
+
+    def render(level: int, module: str, names: dict[str, str | None]) -> list[str]:
+        items = [f"{n} as {names[n]}" if names[n] else n for n in sorted(names, key=_sort_key)]
+        head = f"from {'.' * level}{module} import "
+        line = head + ", ".join(items)
+        if len(line) <= _LINE:
+            return [line]
+        return [head + "(", *(f"    {item}," for item in items), ")"]
+
+    stdlib = sorted((m for m in modules if m[0] == 0), key=lambda m: m[1])
+    local = sorted((m for m in modules if m[0] > 0), key=lambda m: (-m[0], m[1]))
+    lines = ["from __future__ import annotations", ""]
+    lines += sorted(plain)
+    for key in stdlib:
+        lines += render(*key, modules[key])
+    lines.append("")
+    for key in local:
+        lines += render(*key, modules[key])
+    return lines
+
+
+_HEADER = '''\
+# Generated by tools/gen_sync.py from intercede/protocols.py: do not edit.
+# Regenerate with `just generate`; `just lint` (python -m tools.gen_sync --check) fails when stale.
+"""The sync facade's typed surface, generated from the async protocols.
+
+Twins: blocking protocols with the same names as the async ones, each method taking the same
+parameters plus a keyword-only ``timeout``. Mixins: the facade's methods, one class per protocol,
+each dispatching the async call onto the facade's event loop; ``CAPABILITIES`` says which mixin
+a backend gets for which async protocol it satisfies.
+"""
+'''
+
+
+def generate(source: str, where: str = "protocols.py") -> str:
+    """The text of ``_generated.py`` for the protocols module ``source``."""
+    imports, protocols = _parse(source, where)
+    by_name = {p.name: p for p in protocols}
+    dispatching = [p for p in protocols if not p.lifecycle]
+    capabilities = [p for p in dispatching if p.methods]
+    names = sorted(p.twin for p in protocols)
+    out = [_HEADER, *_imports(imports), "", "__all__ = ["]
+    out += [f'    "{name}",' for name in names]
+    out.append("]")
+    for protocol in protocols:
+        out += ["", "", *_twin(protocol, by_name)]
+    for protocol in dispatching:
+        out += ["", "", *_mixin(protocol, by_name)]
+    out += [
+        "",
+        "",
+        "# (async protocol, sync twin, facade mixin) for every protocol with its own methods.",
+        "CAPABILITIES: tuple[tuple[type, type, type[FacadeCore]], ...] = (",
+        *(f"    (_async.{p.name}, {p.twin}, {p.mixin})," for p in capabilities),
+        ")",
+        "",
+        "# The type checker proves every mixin satisfies its twin.",
+        *(f"_{p.twin}_proof: type[{p.twin}] = {p.mixin}" for p in dispatching),
+    ]
+    return "\n".join(out) + "\n"
+
+
+def check(input_path: Path, output_path: Path) -> str | None:
+    """``None`` when ``output_path`` is what ``generate`` makes of ``input_path``, else a diff."""
+    fresh = generate(input_path.read_text(), str(input_path))
+    current = output_path.read_text() if output_path.exists() else ""
+    if fresh == current:
+        return None
+    diff = difflib.unified_diff(
+        current.splitlines(keepends=True),
+        fresh.splitlines(keepends=True),
+        fromfile=f"{output_path} (committed)",
+        tofile=f"{output_path} (from {input_path.name})",
+    )
+    return "".join(diff)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.gen_sync", description=__doc__)
+    parser.add_argument("--check", action="store_true", help="fail if the output is stale")
+    parser.add_argument("--input", type=Path, default=DEFAULT_INPUT, help="protocols module")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="generated module")
+    options = parser.parse_args(argv)
+    try:
+        if options.check:
+            diff = check(options.input, options.output)
+            if diff is None:
+                return 0
+            print(diff, end="", file=sys.stderr)
+            print(
+                f"gen_sync: {options.output} is stale against {options.input}; "
+                "run `just generate` (python -m tools.gen_sync)",
+                file=sys.stderr,
+            )
+            return 1
+        text = generate(options.input.read_text(), str(options.input))
+        options.output.parent.mkdir(parents=True, exist_ok=True)
+        options.output.write_text(text)
+    except (GenerationError, OSError, SyntaxError) as exc:
+        print(f"gen_sync: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
