@@ -10,6 +10,7 @@ found again by later, separate processes without any environment variable.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -71,13 +72,15 @@ def candidate_hosts() -> list[str]:
 
 def _ping(host: str, timeout: int = 5) -> docker.DockerClient | None:
     import docker
+    from requests.exceptions import RequestException
 
     if host.startswith("unix://") and not Path(host.removeprefix("unix://")).exists():
         return None
     try:
         cli = docker.DockerClient(base_url=host, timeout=timeout)
         cli.ping()
-    except Exception:  # any failure means "this one does not answer"
+    except (docker.errors.DockerException, RequestException, OSError):
+        # Any failure means "this one does not answer".
         return None
     return cli
 
@@ -148,7 +151,7 @@ def _start_dockerd() -> Path:
     ]
     with log_path.open("ab") as log:
         # A new session keeps the daemon alive after this short-lived CLI process exits.
-        subprocess.Popen(  # noqa: S603 - fixed argv
+        subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -198,10 +201,8 @@ def ensure_engine(deadline_s: float = 60.0) -> EngineInfo:
         cli = _wait_private(deadline_s)
     except RetryError as exc:
         tail = ""
-        try:
+        with contextlib.suppress(OSError):
             tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
-        except OSError:
-            pass
         raise EngineError(
             f"dockerd did not answer on {PRIVATE_SOCKET} within {deadline_s:.0f}s; "
             f"log tail ({log_path}):\n{tail}"

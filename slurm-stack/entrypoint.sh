@@ -105,7 +105,7 @@ SQL
     chmod 0600 "${init_sql}"
     exec mariadbd --user=mysql --datadir=/var/lib/mysql --bind-address=0.0.0.0 \
         --skip-name-resolve --init-file="${init_sql}" \
-        --innodb-buffer-pool-size=64M --innodb-log-file-size=16M --skip-log-bin
+        --innodb-buffer-pool-size=64M --skip-log-bin
     ;;
 dbd)
     install_slurm_conf
