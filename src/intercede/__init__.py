@@ -8,6 +8,8 @@ internal and may change without notice.
 
 from __future__ import annotations
 
+from importlib import metadata as _metadata
+
 from .config import BackendConfig, LocalBatchConfig, SSHBatchConfig
 from .credentials import (
     BearerToken,
@@ -58,7 +60,11 @@ from .protocols import (
 )
 from .registry import ConfigFile, backend, load_config, parse_config
 
-__version__ = "0.1.0"
+# Single source: pyproject.toml's ``version``, read from the installed distribution's metadata.
+try:
+    __version__ = _metadata.version("intercede")
+except _metadata.PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AuthenticationError",

@@ -19,7 +19,9 @@ __all__ = [
     "SSHBatchConfig",
 ]
 
-_STRICT = ConfigDict(frozen=True, extra="forbid")
+# Attribute docstrings become JSON-schema descriptions, so the generated config reference
+# (docs/reference/config.md) and the code cannot disagree.
+_STRICT = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 _PLACEHOLDERS = ("{image}", "{command}")
 
 
@@ -29,7 +31,9 @@ class _BatchBase(BaseModel):
     model_config = _STRICT
 
     kind: Literal["batch"] = "batch"
+    """Backend family; the registry's first discriminator."""
     scheduler: Literal["slurm"] = "slurm"
+    """Which batch system's commands and replies to speak (DIRAC ``BatchSystem``)."""
     queue: str | None = None
     """Slurm partition (DIRAC ``Queue``/``CEQueueName``); ``None`` = the cluster default."""
     work_root: str
@@ -81,9 +85,13 @@ class SSHBatchConfig(_BatchBase):
     """A batch system reached over SSH (DIRAC's SSH CE with ``BatchSystem = SLURM``)."""
 
     transport: Literal["ssh"]
+    """Reach the batch system's login node over SSH."""
     host: str
+    """Login node's host name or address (DIRAC ``SSHHost``)."""
     port: Annotated[int, Field(ge=1, le=65535)] = 22
+    """Login node's SSH port (DIRAC ``SSHPort``)."""
     user: str
+    """Account on the login node that submits the jobs (DIRAC ``SSHUser``)."""
     known_hosts: FilePath
     """OpenSSH known_hosts file; host-key verification is mandatory, there is no off switch."""
     jump_host: str | None = None
@@ -91,14 +99,18 @@ class SSHBatchConfig(_BatchBase):
     auth: Literal["key", "password"] = "key"
     """Which credential the provider must supply: ``SSHPrivateKey`` or ``SSHPassword``."""
     connect_timeout_s: Annotated[float, Field(gt=0)] = 15.0
+    """Give up opening one SSH connection after this many seconds."""
     keepalive_interval_s: Annotated[float, Field(gt=0)] = 15.0
+    """Seconds between SSH keepalives, so a dead peer is noticed between agent cycles."""
     reconnect_attempts: Annotated[int, Field(ge=1)] = 3
+    """Connection attempts per operation before the whole operation fails."""
 
 
 class LocalBatchConfig(_BatchBase):
     """A batch system whose commands run on this host (DIRAC's Local CE)."""
 
     transport: Literal["local"]
+    """Run the batch system's commands as subprocesses of this host."""
 
 
 BatchConfig: TypeAlias = Annotated[
