@@ -1,0 +1,232 @@
+"""``python -m harness e2e`` (``just e2e``): the project's main end-to-end run.
+
+Brings the Slurm cluster up (or reuses a running one), runs the debug-CE spike against every
+partition and every DIRAC consumer scenario through the sync facade, prints a one-screen
+summary and tears the cluster down again, unless ``--keep``/``KEEP=1`` or the cluster was
+already running before (someone else's stack is never taken down). Exit status: 0 when every
+check passed, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from harness.__main__ import Command
+from harness.scenarios import SCENARIOS, ScenarioContext, ScenarioResult
+from harness.scenarios._context import ClusterLike
+from harness.scenarios._result import Check
+from intercede._cli._queue_check import Options
+from intercede._cli._report import CheckState, RunReport
+from intercede._cli.debug_ce import run as run_debug_ce
+from intercede._cli.debug_ce import select_queues
+from intercede.errors import InterCEdeError
+
+__all__ = [
+    "COMMAND",
+    "E2EReport",
+    "configure",
+    "debug_ce_result",
+    "main",
+    "render_summary",
+    "run_e2e",
+]
+
+SPIKE = "debug-ce"
+
+
+@dataclass
+class E2EReport:
+    variant: str
+    stack: str
+    results: list[ScenarioResult] = field(default_factory=list)
+    cluster_s: float = 0.0
+    """Time to bring the cluster up (or find it running)."""
+    reused: bool = False
+    torn_down: bool = False
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.results) and all(r.ok for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "stack": self.stack,
+            "ok": self.ok,
+            "reused": self.reused,
+            "torn_down": self.torn_down,
+            "cluster_s": round(self.cluster_s, 3),
+            "duration_s": round(self.duration_s, 3),
+            "scenarios": [r.to_dict() for r in self.results],
+        }
+
+
+def debug_ce_result(report: RunReport) -> ScenarioResult:
+    """The spike's report as one scenario: a check per queue and CE check (skips fail here:
+    the Slurm backend has every capability, so a skipped step means something went missing)."""
+    result = ScenarioResult(name=SPIKE, dc_ids=("DC-37",), duration_s=report.duration_s)
+    result.error = report.error
+    for queue in report.queues:
+        if queue.error is not None:
+            result.checks.append(Check(f"{queue.label}", False, queue.error))
+        for name, check in queue.checks.items():
+            result.checks.append(
+                Check(f"{queue.label}:{name}", check.state is CheckState.PASSED, check.message)
+            )
+    return result
+
+
+def _run_spike(cluster: ClusterLike, timeout_s: float) -> ScenarioResult:
+    started = time.monotonic()
+    try:
+        targets = select_queues([cluster.client_config_path], [])
+    except InterCEdeError as exc:  # a broken generated config: report it like any failure
+        return ScenarioResult(
+            name=SPIKE,
+            dc_ids=("DC-37",),
+            duration_s=time.monotonic() - started,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+    report = run_debug_ce(targets, Options(timeout_s=timeout_s), json_mode=True)
+    return debug_ce_result(report)
+
+
+def render_summary(report: E2EReport) -> str:
+    """One screen: a row per scenario, then every failed check with its message."""
+    rows = [(SPIKE if r.name == SPIKE else r.name, r) for r in report.results]
+    width = max([len(name) for name, _ in rows] + [len("scenario")])
+    lines = [
+        f"interCEde e2e on stack {report.stack} (variant {report.variant}); cluster "
+        f"{'reused' if report.reused else 'started'} in {report.cluster_s:.1f} s",
+        "",
+        f"{'scenario':<{width}}  {'checks':>7}  {'time':>7}  result  DC ids",
+    ]
+    for name, r in rows:
+        verdict = "ok" if r.ok else "FAILED"
+        lines.append(
+            f"{name:<{width}}  {len(r.passed):>3}/{len(r.checks):<3}  {r.duration_s:>6.1f}s  "
+            f"{verdict:<6}  {','.join(r.dc_ids)}"
+        )
+    for r in report.results:
+        if r.error is not None:
+            lines.append(f"  {r.name}: error: {r.error}")
+        lines += [f"  {r.name}: {c.name}: {c.message}" for c in r.failed]
+    failed = sum(1 for r in report.results if not r.ok)
+    lines.append("")
+    lines.append(
+        f"{len(report.results)} scenarios, {failed} failed, {report.duration_s:.1f} s in all"
+        + ("; cluster torn down" if report.torn_down else "; cluster left running")
+    )
+    return "\n".join(lines) + "\n"
+
+
+@contextlib.contextmanager
+def _stack_lock(state_root: Path, name: str) -> Iterator[None]:
+    """The lock the pytest plugin takes, so an e2e run and a test session never race up()."""
+    path = state_root / f"{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_e2e(
+    *,
+    variant: str = "bookworm",
+    keep: bool = False,
+    stack: str | None = None,
+    scenarios: list[str] | None = None,
+    timeout_s: float = 300.0,
+    log: Callable[[str], None] | None = None,
+) -> E2EReport:
+    """Cluster up (or reuse), spike on every partition, every scenario, teardown if ours."""
+    from harness.cluster import Cluster, default_stack_name
+    from harness.config import REPO_ROOT
+
+    say = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    started = time.monotonic()
+    cluster = Cluster(stack or default_stack_name(), variant=variant)
+    report = E2EReport(variant=variant, stack=cluster.name)
+    with _stack_lock(REPO_ROOT / ".intercede", cluster.name):
+        was_running = cluster.is_running()
+        say(f"e2e: {'reusing' if was_running else 'starting'} stack {cluster.name} ({variant})")
+        report.reused = cluster.up() or was_running
+    report.cluster_s = time.monotonic() - started
+    try:
+        say(f"e2e: debug-CE spike on {', '.join(cluster.queues)}")
+        report.results.append(_run_spike(cluster, timeout_s))
+        with tempfile.TemporaryDirectory(prefix="intercede-e2e-") as scratch:
+            ctx = ScenarioContext(cluster, local_root=Path(scratch), timeout_s=timeout_s)
+            for name in scenarios or list(SCENARIOS):
+                say(f"e2e: scenario {name}")
+                report.results.append(SCENARIOS[name](ctx))
+    finally:
+        if not keep and not report.reused:
+            say(f"e2e: tearing down stack {cluster.name}")
+            cluster.down()
+            report.torn_down = True
+        report.duration_s = time.monotonic() - started
+    return report
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--variant",
+        default=os.environ.get("SLURM_VARIANT", "bookworm"),
+        help="Slurm variant from slurm-stack/variants.toml (bookworm, trixie)",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        default=os.environ.get("KEEP", "0") == "1",
+        help="leave the cluster running afterwards (also KEEP=1)",
+    )
+    parser.add_argument("--name", default=None, help="stack name (default: $INTERCEDE_STACK)")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=sorted(SCENARIOS),
+        help="run only this scenario (repeatable; the debug-CE spike always runs)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="bound on each wait for jobs (seconds)"
+    )
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the report here")
+
+
+def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    report = run_e2e(
+        variant=args.variant,
+        keep=args.keep,
+        stack=args.name,
+        scenarios=args.scenario,
+        timeout_s=args.timeout,
+    )
+    (out or sys.stdout).write(render_summary(report))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    return 0 if report.ok else 1
+
+
+COMMAND = Command(
+    name="e2e",
+    help="cluster up (or reuse), debug-CE spike on every partition, every DIRAC scenario",
+    configure=configure,
+    run=main,
+)

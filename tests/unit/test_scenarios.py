@@ -1,0 +1,457 @@
+"""The pure parts of the DIRAC consumer scenarios and of the e2e runner's report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import ClassVar, Self
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.e2e import E2EReport, debug_ce_result, render_summary
+from harness.scenarios import ScenarioFailed, ScenarioResult
+from harness.scenarios._digests import tree_digests, verify_md5_lines, verify_sha256_manifest
+from harness.scenarios._result import Check, run_scenario
+from harness.scenarios.push_job_agent import build_inputs, check_payload_result
+from harness.scenarios.remote_runner import result_code, workload_script
+from harness.scenarios.site_director import (
+    available_slots,
+    check_progression,
+    parse_pilot_report,
+)
+from harness.scenarios.wms_utilities import (
+    PilotRecord,
+    group_pilots,
+    kill_pilots_in_queues,
+    queue_of,
+)
+from intercede import sync
+from intercede._cli._report import CheckState, QueueReport, RunReport
+from intercede.errors import ResourceUnavailableError
+from intercede.models import (
+    CopyVars,
+    JobHandle,
+    JobID,
+    JobStatus,
+    OpOutcome,
+    Submission,
+    SubmissionSpec,
+)
+
+# --- SiteDirector: DIRAC's available() (DC-23) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("running", "waiting", "max_total", "max_waiting", "slots"),
+    [
+        (3, 2, 10, 5, 3),  # DC-23's worked examples
+        (7, 1, 10, 5, 2),
+        (0, 0, 1, 1, 1),  # DIRAC's defaults
+        (0, 0, 4, 3, 3),
+        (10, 0, 10, 5, 0),  # total reached
+        (2, 5, 10, 5, 0),  # enough waiting
+        (1, 0, 4, 3, 3),
+        (3, 0, 4, 3, 1),  # capped by MaxTotalJobs
+    ],
+)
+def test_available_slots_matches_dirac(
+    running: int, waiting: int, max_total: int, max_waiting: int, slots: int
+) -> None:
+    assert available_slots(running, waiting, max_total, max_waiting) == slots
+
+
+@given(st.integers(0, 200), st.integers(0, 200), st.integers(0, 200), st.integers(0, 200))
+def test_available_slots_never_overfills(r: int, w: int, max_total: int, max_waiting: int) -> None:
+    slots = available_slots(r, w, max_total, max_waiting)
+    assert slots >= 0
+    if slots:
+        assert r + w + slots <= max_total
+        assert w + slots <= max_waiting
+
+
+def test_available_slots_refuses_negative_counts() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        available_slots(-1, 0, 4, 3)
+
+
+@pytest.mark.parametrize(
+    ("seen", "problem"),
+    [
+        ([JobStatus.WAITING, JobStatus.RUNNING, JobStatus.DONE], None),
+        ([JobStatus.RUNNING, JobStatus.DONE], None),
+        ([], "no status observed"),
+        ([JobStatus.RUNNING, JobStatus.WAITING, JobStatus.DONE], "went backwards"),
+        ([JobStatus.DONE, JobStatus.FAILED], "went backwards"),
+        ([JobStatus.RUNNING, JobStatus.UNKNOWN, JobStatus.DONE], "went through Unknown"),
+    ],
+)
+def test_check_progression(seen: list[JobStatus], problem: str | None) -> None:
+    found = check_progression(seen)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert found.startswith(problem)
+
+
+def test_parse_pilot_report_reads_key_value_lines_only() -> None:
+    text = "stamp=abc\nsecret_mode=600\nnoise line\npilot done on worker1\nbad key=1\n"
+    assert parse_pilot_report(text) == {"stamp": "abc", "secret_mode": "600"}
+
+
+# --- WMSUtilities.killPilotsInQueues (DC-21) ------------------------------------------------
+
+
+def _pilot(queue: str, ref: str, grid: str = "SSH") -> PilotRecord:
+    return PilotRecord("dteam", "LCG.Site.org", "ce.site.org", queue, ref, grid)
+
+
+def test_group_pilots_builds_dirac_keys_in_order() -> None:
+    grouped = group_pilots([_pilot("main", "a"), _pilot("second", "b"), _pilot("main", "c")])
+    assert grouped == {
+        "dteam@@@LCG.Site.org@@@ce.site.org@@@main": {"PilotList": ["a", "c"], "GridType": "SSH"},
+        "dteam@@@LCG.Site.org@@@ce.site.org@@@second": {"PilotList": ["b"], "GridType": "SSH"},
+    }
+    assert queue_of(next(iter(grouped))) == "main"
+
+
+def test_group_pilots_refuses_ambiguous_keys_and_mixed_grid_types() -> None:
+    with pytest.raises(ValueError, match="'@@@'"):
+        group_pilots([_pilot("ma@@@in", "a")])
+    with pytest.raises(ValueError, match="GridType HTCondorCE differs"):
+        group_pilots([_pilot("main", "a"), _pilot("main", "b", "HTCondorCE")])
+    with pytest.raises(ValueError, match="not a vo@@@site"):
+        queue_of("dteam@@@site@@@main")
+
+
+class _Killable:
+    """An async backend that knows some job ids; kill answers per id."""
+
+    def __init__(self, known: set[str], *, down: bool = False) -> None:
+        self.known = known
+        self.down = down
+        self.calls: list[list[str]] = []
+
+    async def submit(
+        self, spec: SubmissionSpec, copies: int | Sequence[CopyVars] = 1
+    ) -> Submission:
+        raise NotImplementedError
+
+    async def get_status(self, handles: Sequence[JobHandle]) -> Mapping[JobID, JobStatus]:
+        return {h.id: JobStatus.UNKNOWN for h in handles}
+
+    async def kill(self, handles: Sequence[JobHandle]) -> Mapping[JobID, OpOutcome]:
+        self.calls.append([h.id for h in handles])
+        if self.down:
+            raise ResourceUnavailableError("connection refused")
+        return {
+            h.id: OpOutcome(ok=True)
+            if h.id in self.known
+            else OpOutcome(ok=False, reason="unknown")
+            for h in handles
+        }
+
+    async def aclose(self) -> None:
+        return None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+
+def _ref(job_id: str) -> str:
+    return str(JobHandle(backend="slurm+ssh", resource="submit@ce:22", id=job_id))
+
+
+def test_kill_pilots_reports_every_ref_and_never_stops_at_a_bad_queue() -> None:
+    backends = {
+        "main": _Killable({"1_0", "1_1"}),
+        "second": _Killable(set(), down=True),
+        "third": _Killable({"3_0"}),
+    }
+    facades = {q: sync.wrap(b) for q, b in backends.items()}
+    pilots = [
+        _pilot("main", _ref("1_0")),
+        _pilot("main", "garbage"),
+        _pilot("main", _ref("999_0")),
+        _pilot("main", _ref("1_1")),
+        _pilot("second", _ref("2_0")),
+        _pilot("gone", _ref("4_0")),
+        _pilot("third", _ref("3_0")),
+    ]
+
+    def facade_for(queue: str) -> sync.Killable | None:
+        facade = facades.get(queue)
+        assert facade is None or isinstance(facade, sync.Killable)
+        return facade
+
+    try:
+        results = kill_pilots_in_queues(group_pilots(pilots), facade_for)
+    finally:
+        for facade in facades.values():
+            facade.close()
+    flat = {ref: o for per_queue in results.values() for ref, o in per_queue.items()}
+    assert sorted(flat) == sorted(p.ref for p in pilots)  # nobody dropped
+    assert flat[_ref("1_0")].ok
+    assert flat[_ref("1_1")].ok
+    assert flat[_ref("3_0")].ok  # after a failing queue: still killed
+    assert not flat["garbage"].ok
+    assert "not a pilot reference" in str(flat["garbage"].reason)
+    assert flat[_ref("999_0")].reason == "unknown"
+    assert "ResourceUnavailableError: connection refused" in str(flat[_ref("2_0")].reason)
+    assert "no CE for" in str(flat[_ref("4_0")].reason)
+    # One bulk kill per queue, bad refs filtered out before the call.
+    assert backends["main"].calls == [["1_0", "999_0", "1_1"]]
+
+
+# --- RemoteRunner (DC-35) -----------------------------------------------------------------
+
+
+def test_result_codes_cover_aborted_without_key_error() -> None:
+    assert result_code(JobStatus.DONE) == 0
+    assert result_code(JobStatus.FAILED) == -1
+    assert result_code(JobStatus.ABORTED) == -2
+    for status in (JobStatus.RUNNING, JobStatus.WAITING, JobStatus.UNKNOWN):
+        with pytest.raises(ValueError, match=f"{status.value} is not final"):
+            result_code(status)
+
+
+def test_workload_script_ends_with_the_checksum_line() -> None:
+    assert workload_script("echo hi").splitlines() == [
+        "#!/bin/bash",
+        "echo hi",
+        "md5sum * > md5Checksum.txt",
+    ]
+
+
+def test_md5_lines_from_real_md5sum_verify_and_catch_tampering(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("alpha\n")
+    (tmp_path / "b b.txt").write_text("with a space\n")
+    text = subprocess.run(
+        ["md5sum", "a.txt", "b b.txt"], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout
+    assert verify_md5_lines(text, tmp_path) == []
+    (tmp_path / "a.txt").write_text("tampered\n")
+    (tmp_path / "b b.txt").unlink()
+    assert verify_md5_lines(text, tmp_path) == ["a.txt: md5 mismatch", "b b.txt: missing"]
+    assert verify_md5_lines("", tmp_path) == ["the checksum file is empty"]
+    assert verify_md5_lines("nonsense\n", tmp_path)[0].startswith("line 1: not an md5sum line")
+    evil = f"{hashlib.md5(b'').hexdigest()}  ../outside\n"
+    assert verify_md5_lines(evil, tmp_path) == ["../outside: escapes the output directory"]
+
+
+# --- PushJobAgent (DC-34) -----------------------------------------------------------------
+
+
+def test_sha256_manifest(tmp_path: Path) -> None:
+    nested = tmp_path / "results" / "deep"
+    nested.mkdir(parents=True)
+    (nested / "x.bin").write_bytes(b"\x00\x01")
+    good = {"results/deep/x.bin": hashlib.sha256(b"\x00\x01").hexdigest()}
+    assert verify_sha256_manifest(good, tmp_path) == []
+    bad = {
+        "results/deep/x.bin": hashlib.sha256(b"other").hexdigest(),
+        "missing.txt": "00",
+        "../escape": "00",
+        "weird": 7,
+    }
+    assert verify_sha256_manifest(bad, tmp_path) == [
+        "../escape: escapes the output directory",
+        "missing.txt: missing",
+        "results/deep/x.bin: sha256 mismatch",
+        "weird: checksum is not a string: 7",
+    ]
+    assert verify_sha256_manifest({}, tmp_path) == ["the manifest lists no file"]
+
+
+def test_tree_digests_compare_two_fetches(tmp_path: Path) -> None:
+    for name in ("one", "two"):
+        (tmp_path / name / "sub").mkdir(parents=True)
+        (tmp_path / name / "sub" / "f").write_text("same")
+    assert tree_digests(tmp_path / "one") == tree_digests(tmp_path / "two")
+    (tmp_path / "two" / "sub" / "f").write_text("different")
+    assert tree_digests(tmp_path / "one") != tree_digests(tmp_path / "two")
+
+
+def test_payload_result_must_be_s_ok_with_the_stamp(tmp_path: Path) -> None:
+    path = tmp_path / "payloadResult.json"
+    assert check_payload_result(path, "s") == "payloadResult.json missing"
+    path.write_text(json.dumps({"OK": True, "Value": {"stamp": "s"}}))
+    assert check_payload_result(path, "s") is None
+    assert "wrong stamp" in str(check_payload_result(path, "t"))
+    path.write_text(json.dumps({"OK": False, "Message": "boom", "Errno": 0}))
+    assert "did not return S_OK" in str(check_payload_result(path, "s"))
+    path.write_text("{not json")
+    assert "not JSON" in str(check_payload_result(path, "s"))
+
+
+def test_build_inputs_takes_every_job_file_plus_wrapper(tmp_path: Path) -> None:
+    (tmp_path / "job").mkdir()
+    (tmp_path / "job" / "b.txt").write_text("b")
+    (tmp_path / "job" / "a.json").write_text("{}")
+    (tmp_path / "job" / "subdir").mkdir()
+    wrapper = tmp_path / "cfg.json"
+    wrapper.write_text("{}")
+    names = [ref.name for ref in build_inputs(tmp_path / "job", [wrapper])]
+    assert names == ["a.json", "b.txt", "cfg.json"]
+
+
+# --- results and the e2e summary ------------------------------------------------------------
+
+
+def test_run_scenario_keeps_checks_and_turns_a_crash_into_an_error() -> None:
+    def body(rec: object) -> None:
+        from harness.scenarios._result import Recorder
+
+        assert isinstance(rec, Recorder)
+        rec.passed("first", "fine")
+        with rec.step("second"):
+            raise KeyError("oops")
+        rec.check("third", True, "went on after the failed step")
+        raise RuntimeError("cluster vanished")
+
+    result = run_scenario("demo", ("DC-00",), body)
+    assert [c.name for c in result.checks] == ["first", "second", "third"]
+    assert not result.ok
+    assert result.error is not None
+    assert result.error.startswith("RuntimeError: cluster vanished (at ")
+    with pytest.raises(ScenarioFailed, match="second: KeyError: 'oops'"):
+        result.raise_for_failure()
+
+
+def test_empty_scenario_is_not_a_pass() -> None:
+    result = ScenarioResult("nothing", ())
+    assert not result.ok
+    with pytest.raises(ScenarioFailed, match="no check was recorded"):
+        result.raise_for_failure()
+
+
+def test_debug_ce_report_becomes_a_scenario_where_skips_fail() -> None:
+    main = QueueReport("main", "client.toml")
+    main.record("submit", CheckState.PASSED, "1 job(s)")
+    main.record("purge", CheckState.SKIPPED, "--keep")
+    down = QueueReport("second", "client.toml", error="ResourceUnavailableError: refused")
+    result = debug_ce_result(RunReport([main, down], duration_s=3.0))
+    assert [(c.name, c.ok) for c in result.checks] == [
+        ("main:submit", True),
+        ("main:purge", False),
+        ("second", False),
+    ]
+    assert result.dc_ids == ("DC-37",)
+    assert result.duration_s == 3.0
+
+
+def test_render_summary_fits_one_screen_and_lists_failures() -> None:
+    good = ScenarioResult("PushJobAgent", ("DC-34",), [Check("fetch", True, "ok")], 4.2)
+    bad = ScenarioResult("RemoteRunner", ("DC-35",), [Check("aborted→-2", False, "code None")], 9.0)
+    report = E2EReport("bookworm", "intercede", [good, bad], cluster_s=1.5, reused=True)
+    text = render_summary(report)
+    assert "PushJobAgent" in text
+    assert "1/1" in text
+    assert "RemoteRunner: aborted→-2: code None" in text
+    assert "2 scenarios, 1 failed" in text
+    assert "cluster left running" in text
+    assert len(text.splitlines()) <= 24
+    assert not report.ok
+    assert json.loads(json.dumps(report.to_dict()))["scenarios"][1]["ok"] is False
+
+
+class _FakeCluster:
+    """Stands in for harness.cluster.Cluster: records lifecycle calls, runs nothing."""
+
+    instances: ClassVar[list[_FakeCluster]] = []
+    running_before = False
+
+    def __init__(self, name: str, *, variant: str) -> None:
+        self.name = name
+        self.variant = variant
+        self.calls: list[str] = []
+        self.queues = ("main", "second")
+        self.client_config_path = Path("unused.toml")
+        _FakeCluster.instances.append(self)
+
+    def is_running(self) -> bool:
+        return self.running_before
+
+    def up(self) -> bool:
+        self.calls.append("up")
+        return self.running_before
+
+    def down(self) -> None:
+        self.calls.append("down")
+
+
+@pytest.fixture
+def fake_e2e(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> type[_FakeCluster]:
+    import harness.cluster
+    import harness.config
+    import harness.e2e
+
+    _FakeCluster.instances = []
+    monkeypatch.setattr(harness.cluster, "Cluster", _FakeCluster)
+    monkeypatch.setattr(harness.config, "REPO_ROOT", tmp_path)
+    ok = ScenarioResult("spike", ("DC-37",), [Check("x", True, "ok")])
+    monkeypatch.setattr(harness.e2e, "_run_spike", lambda cluster, timeout: ok)
+
+    def scenario(ctx: object) -> ScenarioResult:
+        return ScenarioResult("one", ("DC-33",), [Check("y", True, "ok")])
+
+    monkeypatch.setattr(harness.e2e, "SCENARIOS", {"one": scenario})
+    return _FakeCluster
+
+
+@pytest.mark.parametrize(
+    ("running_before", "keep", "torn_down"),
+    [(False, False, True), (False, True, False), (True, False, False), (True, True, False)],
+)
+def test_run_e2e_tears_down_only_a_stack_it_started(
+    fake_e2e: type[_FakeCluster], running_before: bool, keep: bool, torn_down: bool
+) -> None:
+    from harness.e2e import run_e2e
+
+    fake_e2e.running_before = running_before
+    report = run_e2e(stack="s", keep=keep, log=lambda _: None)
+    (cluster,) = fake_e2e.instances
+    assert cluster.calls == (["up", "down"] if torn_down else ["up"])
+    assert report.torn_down is torn_down
+    assert report.reused is running_before
+    assert [r.name for r in report.results] == ["spike", "one"]
+    assert report.ok
+
+
+def test_e2e_main_exit_status_and_json(
+    fake_e2e: type[_FakeCluster], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+    import io
+
+    import harness.e2e
+
+    fake_e2e.running_before = True
+    parser = argparse.ArgumentParser()
+    harness.e2e.configure(parser)
+    target = tmp_path / "out" / "e2e.json"
+    args = parser.parse_args(["--keep", "--json", str(target)])
+    out = io.StringIO()
+    assert harness.e2e.main(args, out) == 0
+    assert json.loads(target.read_text())["ok"] is True
+    assert "2 scenarios, 0 failed" in out.getvalue()
+
+    def broken(ctx: object) -> ScenarioResult:
+        return ScenarioResult("one", ("DC-33",), [Check("y", False, "bad")])
+
+    monkeypatch.setattr(harness.e2e, "SCENARIOS", {"one": broken})
+    assert harness.e2e.main(parser.parse_args([]), io.StringIO()) == 1
