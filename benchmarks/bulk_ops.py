@@ -1,0 +1,225 @@
+"""Bulk operations of the Slurm batch backend over SSH, against the harness cluster.
+
+For N = 10, 100, 1000 copies: wall time and transport round trips of ``submit`` (every copy
+with its own environment and secret), ``get_status`` and ``kill``, next to the floor: the bare
+Slurm command doing the same over the same open SSH connection (``sbatch --array``, ``squeue``,
+``scancel``). Jobs are submitted held (``--hold``) so the numbers measure the control path, not
+the two container workers running a thousand jobs. Also: staging 1000 small files as one tar
+stream versus SFTP over the same connection.
+
+    python benchmarks/bulk_ops.py [--stack NAME] [--repeat 3]
+
+Prints a table and writes ``benchmarks/results/bulk_ops.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+
+# Run as a script (`just bench-bulk`): the harness lives at the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import intercede
+from intercede import CopyVars, SSHBatchConfig, SubmissionSpec
+from intercede._batch.backend import BatchBackend
+from intercede._batch.transport import put_tar, shell
+
+T = TypeVar("T")
+SIZES = (10, 100, 1000)
+TARGETS_S = {("submit", 1000): 1.0, ("status", 1000): 0.5, ("kill", 1000): 1.0}
+RESULTS = Path(__file__).parent / "results" / "bulk_ops.json"
+
+
+async def _timed(backend: BatchBackend, call: Callable[[], Awaitable[T]]) -> tuple[T, float, int]:
+    trips = backend.transport.round_trips
+    started = time.perf_counter()
+    value = await call()
+    return value, time.perf_counter() - started, backend.transport.round_trips - trips
+
+
+async def _floor(backend: BatchBackend, script: str) -> tuple[str, float]:
+    started = time.perf_counter()
+    result = await backend.transport.run(shell(script))
+    elapsed = time.perf_counter() - started
+    if result.rc != 0:
+        raise RuntimeError(f"floor command failed: {result.stderr.decode()}")
+    return result.stdout.decode().strip(), elapsed
+
+
+async def _one_round(backend: BatchBackend, spec: SubmissionSpec, n: int) -> dict[str, Any]:
+    copies = [
+        CopyVars(
+            environment={"DIRAC_PILOT_STAMP": uuid.uuid4().hex},
+            secrets={"TOKEN": os.urandom(32).hex().encode()},
+        )
+        for _ in range(n)
+    ]
+    submission, t_submit, r_submit = await _timed(backend, lambda: backend.submit(spec, copies))
+    assert not submission.failures, submission.failures
+    handles = list(submission.handles.values())
+    status, t_status, r_status = await _timed(backend, lambda: backend.get_status(handles))
+    assert len(status) == n
+    assert set(status.values()) == {intercede.JobStatus.WAITING}, set(status.values())
+    killed, t_kill, r_kill = await _timed(backend, lambda: backend.kill(handles))
+    assert all(o.ok for o in killed.values()), [o for o in killed.values() if not o.ok][:3]
+    await backend.purge(handles)
+
+    array, f_submit = await _floor(
+        backend, f"sbatch --parsable --hold -J floor -o /dev/null --array=0-{n - 1} --wrap true"
+    )
+    array = array.split(";")[0]
+    _, f_status = await _floor(backend, f"squeue -h -r -t all -j {array} -o '%i|%T'")
+    _, f_kill = await _floor(backend, f"scancel {array}")
+    return {
+        "submit": (t_submit, r_submit, f_submit),
+        "status": (t_status, r_status, f_status),
+        "kill": (t_kill, r_kill, f_kill),
+    }
+
+
+async def _staging(backend: BatchBackend, remote_root: str, files: int) -> dict[str, float]:
+    """1000 small files: one tar stream vs SFTP puts, over the same connection."""
+    blobs = {f"f{i:04d}.txt": os.urandom(256) for i in range(files)}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in blobs.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    started = time.perf_counter()
+    await put_tar(backend.transport, buffer.getvalue(), f"{remote_root}/tar", timeout=120)
+    t_tar = time.perf_counter() - started
+
+    conn = await backend.transport._connection()  # type: ignore[attr-defined]
+    await backend.transport.run(shell(f"mkdir -p {remote_root}/sftp"))
+    started = time.perf_counter()
+    async with conn.start_sftp_client() as sftp:
+        for name, data in blobs.items():
+            async with sftp.open(f"{remote_root}/sftp/{name}", "wb") as handle:
+                await handle.write(data)
+    t_sftp = time.perf_counter() - started
+    count = await backend.transport.run(
+        shell(f"ls {remote_root}/tar | wc -l; ls {remote_root}/sftp | wc -l")
+    )
+    assert count.stdout.decode().split() == [str(files), str(files)], count.stdout
+    return {"files": files, "tar_s": t_tar, "sftp_s": t_sftp}
+
+
+async def main(stack: str, repeat: int) -> None:
+    from harness.cluster import Cluster
+
+    cluster = Cluster(stack)
+    cluster.up()
+    loaded = intercede.load_config(cluster.client_config_path)
+    base = loaded.queues["main"]
+    assert isinstance(base, SSHBatchConfig)
+    run_root = f"{cluster.work_root}/bench/{uuid.uuid4().hex[:8]}"
+    config = base.model_copy(
+        update={"work_root": run_root, "job_name": "bench", "submit_extra": ("--hold",)}
+    )
+    scratch = Path(tempfile.mkdtemp(prefix="bulk-ops-"))
+    exe = scratch / "pilot.sh"
+    exe.write_text('#!/bin/sh\necho "$DIRAC_PILOT_STAMP"\n')
+    spec = SubmissionSpec(executable=str(exe))
+    backend = intercede.backend(config, loaded.credentials())
+    assert isinstance(backend, BatchBackend)
+    async with backend:
+        await backend.counts()  # connect (and warm up) outside the measurements
+        try:
+            rows, staging = await _measure(backend, spec, run_root, repeat)
+        finally:
+            await backend.transport.run(shell(f"rm -rf {run_root}"))
+            shutil.rmtree(scratch, ignore_errors=True)
+        connections = backend.transport.connections_opened
+    _report(cluster, rows, staging, connections, repeat)
+
+
+async def _measure(
+    backend: BatchBackend, spec: SubmissionSpec, run_root: str, repeat: int
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    rows: list[dict[str, Any]] = []
+    for n in SIZES:
+        rounds = [await _one_round(backend, spec, n) for _ in range(repeat)]
+        for op in ("submit", "status", "kill"):
+            wall = statistics.median(r[op][0] for r in rounds)
+            floor = statistics.median(r[op][2] for r in rounds)
+            rows.append(
+                {
+                    "op": op,
+                    "n": n,
+                    "wall_s": round(wall, 4),
+                    "round_trips": max(r[op][1] for r in rounds),
+                    "floor_s": round(floor, 4),
+                    "ratio_to_floor": round(wall / floor, 2),
+                    "target_s": TARGETS_S.get((op, n)),
+                }
+            )
+    staging = await _staging(backend, f"{run_root}/staging", 1000)
+    return rows, staging
+
+
+def _report(
+    cluster: Any,
+    rows: list[dict[str, Any]],
+    staging: dict[str, float],
+    connections: int,
+    repeat: int,
+) -> None:
+    print(f"{'op':<8}{'N':>6}{'wall s':>10}{'trips':>7}{'floor s':>10}{'ratio':>8}{'target':>9}")
+    for row in rows:
+        target = f"{row['target_s']:.1f}" if row["target_s"] else "-"
+        print(
+            f"{row['op']:<8}{row['n']:>6}{row['wall_s']:>10.3f}{row['round_trips']:>7}"
+            f"{row['floor_s']:>10.3f}{row['ratio_to_floor']:>8.2f}{target:>9}"
+        )
+    print(
+        f"staging {staging['files']} small files: tar stream {staging['tar_s']:.3f} s, "
+        f"SFTP {staging['sftp_s']:.3f} s ({staging['sftp_s'] / staging['tar_s']:.0f}x slower)"
+    )
+    print(f"SSH connections opened for the whole run: {connections}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "benchmark": "bulk_ops",
+                "repeat": repeat,
+                "statistic": "median",
+                "slurm": cluster.exec("login", ["sbatch", "--version"])[1].strip(),
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "connections_opened": connections,
+                "rows": rows,
+                "staging": staging,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {RESULTS}")
+    failed = [r for r in rows if r["target_s"] and r["wall_s"] > r["target_s"]]
+    failed += [r for r in rows if r["round_trips"] > 3]
+    if failed:
+        raise SystemExit(f"targets missed: {failed}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--stack", default=os.environ.get("INTERCEDE_STACK", "intercede"))
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    anyio.run(main, args.stack, args.repeat)

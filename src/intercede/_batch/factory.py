@@ -1,0 +1,36 @@
+"""Build a ``BatchBackend`` from validated config: the registry's ``batch`` target.
+
+Construction does no I/O: the SSH connection opens on the first operation, inside the
+caller's event loop (the sync facade's loop, for DIRAC).
+"""
+
+from __future__ import annotations
+
+from ..config import LocalBatchConfig, SSHBatchConfig
+from ..credentials import CredentialProvider, CredentialSet
+from .backend import BatchBackend
+from .local import LocalTransport
+from .slurm import SlurmScheduler
+from .ssh import SSHTransport
+from .transport import Transport
+
+__all__ = ["build"]
+
+
+def build(
+    config: SSHBatchConfig | LocalBatchConfig, credentials: CredentialProvider
+) -> BatchBackend:
+    scheduler = SlurmScheduler(max_array_size=config.max_array_size)
+    transport: Transport
+    if isinstance(config, SSHBatchConfig):
+        holder: list[BatchBackend] = []
+
+        async def current_credentials() -> CredentialSet:
+            return await holder[0].credentials()
+
+        transport = SSHTransport(config, current_credentials)
+        backend = BatchBackend(transport, scheduler, config, credentials)
+        holder.append(backend)
+        return backend
+    transport = LocalTransport(command_timeout_s=config.command_timeout_s)
+    return BatchBackend(transport, scheduler, config, credentials)

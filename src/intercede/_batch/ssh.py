@@ -1,0 +1,240 @@
+"""Reach the resource over SSH with asyncssh: one long-lived connection, many channels.
+
+DIRAC's SSH CE pays a new ``ssh`` process per call (DC-31); here one connection serves every
+call and every concurrent operation (each command is a channel on it). A connection found
+dropped before a command starts is re-opened with tenacity (``reconnect_attempts``); a command
+that may already have run is retried only if it is idempotent, so a lost ``sbatch`` reply never
+submits twice. Host keys are always verified against the configured ``known_hosts``.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import asyncssh
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from ..config import SSHBatchConfig
+from ..credentials import CredentialSet, SSHPassword, SSHPrivateKey
+from ..errors import (
+    AuthenticationError,
+    ConfigurationError,
+    OperationTimeoutError,
+    ResourceUnavailableError,
+)
+from .transport import CommandResult
+
+__all__ = ["SSHTransport"]
+
+_MAX_CHANNELS = 8
+"""OpenSSH's ``MaxSessions`` defaults to 10 per connection; stay under it."""
+
+_CONNECTION_ERRORS = (OSError, asyncssh.ConnectionLost, asyncssh.DisconnectError, EOFError)
+
+
+class _Dropped(Exception):
+    """The connection failed where a retry cannot run anything twice."""
+
+
+class SSHTransport:
+    kind = "ssh"
+
+    def __init__(
+        self,
+        config: SSHBatchConfig,
+        credentials: Callable[[], Awaitable[CredentialSet]],
+    ) -> None:
+        self._config = config
+        self._credentials = credentials
+        self.resource = f"{config.user}@{config.host}:{config.port}"
+        self.connections_opened = 0
+        self.round_trips = 0
+        self._conn: Any = None
+        self._jump: Any = None
+        self._jump_endpoint = (
+            _split_endpoint(config.jump_host, config.user) if config.jump_host else None
+        )
+        self._connect_lock = anyio.Lock()
+        self._channels = anyio.Semaphore(_MAX_CHANNELS)
+
+    # --- connection ------------------------------------------------------------------------
+
+    async def _connection(self) -> Any:
+        async with self._connect_lock:
+            if self._conn is not None and not self._conn.is_closed():
+                return self._conn
+            await self._drop()
+            creds = await self._credentials()
+            try:
+                with anyio.fail_after(self._config.connect_timeout_s * 2):
+                    if self._jump_endpoint is not None:
+                        user, host, port = self._jump_endpoint
+                        self._jump = await self._open(host, port, user, creds, tunnel=None)
+                    self._conn = await self._open(
+                        self._config.host,
+                        self._config.port,
+                        self._config.user,
+                        creds,
+                        tunnel=self._jump,
+                    )
+            except TimeoutError:
+                await self._drop()
+                raise OperationTimeoutError(
+                    f"connecting to {self.resource} took more than "
+                    f"{self._config.connect_timeout_s:g} s"
+                ) from None
+            self.connections_opened += 1
+            return self._conn
+
+    async def _open(
+        self, host: str, port: int, user: str, creds: CredentialSet, *, tunnel: Any
+    ) -> Any:
+        auth: dict[str, Any]
+        if self._config.auth == "key":
+            key = creds.get(SSHPrivateKey)
+            if key is None:
+                raise AuthenticationError(f"no SSH private key for {self.resource}")
+            try:
+                imported = asyncssh.import_private_key(
+                    key.pem.get_secret_value(),
+                    key.passphrase.get_secret_value() if key.passphrase else None,
+                )
+            except (asyncssh.KeyImportError, ValueError):
+                raise AuthenticationError(
+                    f"the SSH private key for {self.resource} cannot be read "
+                    "(wrong format or passphrase)"
+                ) from None
+            auth = {"client_keys": [imported], "preferred_auth": "publickey"}
+        else:
+            password = creds.get(SSHPassword)
+            if password is None:
+                raise AuthenticationError(f"no SSH password for {self.resource}")
+            auth = {
+                "client_keys": None,
+                "password": password.value.get_secret_value(),
+                "preferred_auth": "password,keyboard-interactive",
+            }
+        try:
+            return await asyncssh.connect(
+                host,
+                port,
+                tunnel=tunnel if tunnel is not None else (),
+                username=user,
+                known_hosts=str(self._config.known_hosts),
+                config=None,
+                agent_path=None,
+                connect_timeout=self._config.connect_timeout_s,
+                login_timeout=self._config.connect_timeout_s,
+                keepalive_interval=self._config.keepalive_interval_s,
+                keepalive_count_max=3,
+                **auth,
+            )
+        except asyncssh.HostKeyNotVerifiable as exc:
+            raise AuthenticationError(
+                f"host key of {host}:{port} not verified against "
+                f"{self._config.known_hosts}: {exc.reason}"
+            ) from None
+        except asyncssh.PermissionDenied:
+            raise AuthenticationError(f"{user}@{host}:{port} rejected our credentials") from None
+        except TimeoutError:  # an OSError too: must not be retried as a refused connection
+            raise OperationTimeoutError(
+                f"connecting to {host}:{port} took more than {self._config.connect_timeout_s:g} s"
+            ) from None
+        except _CONNECTION_ERRORS as exc:
+            raise _Dropped(f"cannot connect to {host}:{port}: {exc}") from None
+
+    async def _drop(self) -> None:
+        for conn in (self._conn, self._jump):
+            if conn is not None:
+                conn.abort()
+        self._conn = self._jump = None
+
+    async def aclose(self) -> None:
+        async with self._connect_lock:
+            for conn in (self._conn, self._jump):
+                if conn is not None:
+                    conn.close()
+                    with anyio.move_on_after(5):
+                        await conn.wait_closed()
+            self._conn = self._jump = None
+
+    # --- commands --------------------------------------------------------------------------
+
+    async def run(
+        self,
+        argv: list[str],
+        *,
+        stdin: bytes | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - per-call limit, part of the contract
+        idempotent: bool = True,
+    ) -> CommandResult:
+        limit = self._config.command_timeout_s if timeout is None else timeout
+        command = shlex.join(argv)
+        self.round_trips += 1
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._config.reconnect_attempts),
+            wait=wait_exponential(multiplier=0.2, max=2.0),
+            retry=retry_if_exception_type(_Dropped),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._run_once(command, stdin, limit, idempotent)
+        except _Dropped as exc:
+            raise ResourceUnavailableError(
+                f"{self.resource}: {exc} (after {self._config.reconnect_attempts} attempts)"
+            ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _run_once(
+        self, command: str, stdin: bytes | None, limit: float, idempotent: bool
+    ) -> CommandResult:
+        async with self._channels:
+            conn = await self._connection()
+            started = False
+            try:
+                with anyio.fail_after(limit if math.isfinite(limit) else None):
+                    process = await conn.create_process(command, encoding=None)
+                    started = True
+                    try:
+                        stdout, stderr = await process.communicate(stdin)
+                    finally:
+                        process.close()
+            except TimeoutError:
+                raise OperationTimeoutError(
+                    f"{self.resource}: command did not finish within {limit:g} s"
+                ) from None
+            except (asyncssh.ChannelOpenError, *_CONNECTION_ERRORS) as exc:
+                await self._forget(conn)
+                if started and not idempotent:
+                    raise ResourceUnavailableError(
+                        f"{self.resource}: connection lost while a non-repeatable command "
+                        f"ran; it may or may not have taken effect ({exc})"
+                    ) from None
+                raise _Dropped(str(exc) or type(exc).__name__) from None
+            rc = process.returncode
+            return CommandResult(rc if rc is not None else -1, stdout or b"", stderr or b"")
+
+    async def _forget(self, conn: Any) -> None:
+        async with self._connect_lock:
+            if self._conn is conn:
+                await self._drop()
+
+
+def _split_endpoint(text: str, default_user: str) -> tuple[str, str, int]:
+    """``[user@]host[:port]`` → parts; a bad port is a configuration error naming the key."""
+    user, _, hostport = text.rpartition("@")
+    host, _, port = hostport.partition(":")
+    if not host or (port and not port.isdigit()):
+        raise ConfigurationError("expected [user@]host[:port]", field="jump_host")
+    return user or default_user, host, int(port or 22)

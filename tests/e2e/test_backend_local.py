@@ -1,0 +1,152 @@
+"""The batch backend with the local transport, run INSIDE the cluster's login node.
+
+This is DIRAC's Local CE situation: interCEde installed next to the Slurm CLI. The project is
+built into a wheel on the host, its dependencies are downloaded for the container's Python,
+the wheelhouse is copied in, and a venv there runs a small submit/poll/fetch script.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+
+SCRIPT = r"""
+import json, sys, time
+from pathlib import Path
+import anyio
+import intercede
+from intercede import CopyVars, JobStatus, OutputSpec, SubmissionSpec
+
+work_root, exe = sys.argv[1], sys.argv[2]
+
+async def main():
+    config = {"kind": "batch", "transport": "local", "work_root": work_root,
+              "queue": "main", "job_name": "local-e2e"}
+    async with intercede.backend(config) as backend:
+        spec = SubmissionSpec(executable=exe, arguments=("a b", "$X"),
+                              outputs=OutputSpec.everything())
+        copies = [CopyVars(environment={"STAMP": f"s{i}"}, secrets={"TOKEN": f"t{i}".encode()})
+                  for i in range(3)]
+        sub = await backend.submit(spec, copies)
+        handles = [sub.handles[i] for i in range(3)]
+        seen = []
+        deadline = time.monotonic() + 120
+        while True:
+            status = await backend.get_status(handles)
+            seen.append({k: v.value for k, v in status.items()})
+            if all(s.is_final for s in status.values()) or time.monotonic() > deadline:
+                break
+            await anyio.sleep(0.5)
+        dest = Path(work_root) / "collected"
+        outputs = await backend.get_output(handles, dest)
+        again = await backend.get_output(handles, dest)
+        report = {
+            "handles": [str(h) for h in handles],
+            "final": seen[-1],
+            "stdout": {h.id: outputs[h.id].stdout.read_text() for h in handles},
+            "files": {h.id: sorted(p.name for p in outputs[h.id].files) for h in handles},
+            "repeatable": outputs == again,
+            "trips": backend.transport.round_trips,
+            "purge": {k: v.ok for k, v in (await backend.purge(handles)).items()},
+        }
+        print("@@report " + json.dumps(report))
+
+anyio.run(main)
+"""
+
+
+@pytest.fixture(scope="module")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's wheel plus its dependencies for the login node's CPython 3.11."""
+    house = tmp_path_factory.mktemp("wheelhouse")
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(house), str(REPO)], check=True)
+    subprocess.run(
+        [
+            *pip,
+            "download",
+            "-d",
+            str(house),
+            "--only-binary=:all:",
+            "--platform",
+            "manylinux2014_x86_64",
+            "--python-version",
+            "3.11",
+            "--implementation",
+            "cp",
+            "pydantic>=2.7,<3",
+            "anyio>=4.4,<5",
+            "asyncssh>=2.17,<3",
+            "tenacity>=8.5",
+        ],
+        check=True,
+    )
+    return house
+
+
+def _tar(files: dict[str, tuple[bytes, int]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, (data, mode) in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.uid, info.gid = len(data), mode, 2000, 2000
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_local_transport_inside_the_login_node(
+    slurm_cluster: Any, remote_workdir: str, wheelhouse: Path
+) -> None:
+    files = {f"wheelhouse/{p.name}": (p.read_bytes(), 0o644) for p in wheelhouse.iterdir()}
+    files["run.py"] = (SCRIPT.encode(), 0o644)
+    files["payload.sh"] = (
+        b'#!/bin/sh\nprintf "%s|" "$@"; echo "$STAMP $(cat "$INTERCEDE_SECRET_TOKEN")"\n'
+        b"echo done > result.txt\n",
+        0o755,
+    )
+    stage = f"{remote_workdir}/stage"
+    assert slurm_cluster.exec("login", ["mkdir", "-p", stage], user="submit")[0] == 0
+    assert slurm_cluster.container("login").put_archive(stage, _tar(files))
+
+    def run(*argv: str) -> str:
+        code, out = slurm_cluster.exec("login", list(argv), user="submit")
+        assert code == 0, out
+        return out
+
+    venv = f"{stage}/venv"
+    run("python3", "-m", "venv", venv)
+    run(
+        f"{venv}/bin/pip",
+        "install",
+        "-q",
+        "--no-index",
+        "--find-links",
+        f"{stage}/wheelhouse",
+        "intercede",
+    )
+    out = run(
+        f"{venv}/bin/python", f"{stage}/run.py", f"{remote_workdir}/jobs", f"{stage}/payload.sh"
+    )
+    line = next(x for x in out.splitlines() if x.startswith("@@report "))
+    report = json.loads(line.removeprefix("@@report "))
+
+    handles = report["handles"]
+    assert all(h.startswith("slurm+local://localhost/") for h in handles)
+    assert set(report["final"].values()) == {"Done"}
+    ids = list(report["final"])
+    for i, job_id in enumerate(ids):
+        assert report["stdout"][job_id] == f"a b|$X|s{i} t{i}\n"
+        assert report["files"][job_id] == ["result.txt"]
+    assert report["repeatable"] is True
+    assert report["purge"] == dict.fromkeys(ids, True)

@@ -1,0 +1,212 @@
+"""Output collection: listing parser, per-job plans (limits, containment), safe unpacking.
+
+The listing is produced here by running the backend's own listing script with the local
+``sh``/``find`` over a directory laid out like a real work root, so the parser sees real
+``find -printf`` output.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from intercede import JobHandle, JobOutput, OpOutcome
+from intercede._batch import collect
+from intercede._batch.layout import JobLocation, locate
+
+BATCH = "ab" * 16
+
+
+def _job(index: int, array: str = "9") -> JobLocation:
+    handle = JobHandle(
+        backend="slurm+local",
+        resource="localhost",
+        id=f"{array}_{index}",
+        routing=f"{BATCH}/{index}",
+    )
+    where = locate(handle, backend="slurm+local", resource="localhost")
+    assert isinstance(where, JobLocation)
+    return where
+
+
+def _lay_out(root: Path, manifest: dict[str, object], jobs: dict[int, dict[str, bytes]]) -> None:
+    batch = root / BATCH
+    (batch / "logs").mkdir(parents=True)
+    (batch / "manifest.json").write_text(json.dumps(manifest))
+    for index, files in jobs.items():
+        job = batch / str(index)
+        (job / "work").mkdir(parents=True)
+        (job / "stdout").write_bytes(b"out %d\n" % index)
+        (job / "stderr").write_bytes(b"")
+        (batch / "logs" / f"9_{index}.log").write_text("log\n")
+        for name, data in files.items():
+            path = job / "work" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if data.startswith(b"->"):
+                path.symlink_to(data[2:].decode())
+            else:
+                path.write_bytes(data)
+
+
+def _listing(root: Path, jobs: list[JobLocation]) -> bytes:
+    script = collect.listing_script(str(root), jobs)
+    return subprocess.run(["sh", "-c", script], capture_output=True, check=True).stdout
+
+
+def _fetch(root: Path, plans: dict[str, collect.Plan]) -> bytes:
+    """What the remote ``tar -c --null -T -`` sends, built the same way."""
+    paths = [p for plan in plans.values() for p in plan.files]
+    return subprocess.run(
+        ["tar", "-c", "-f", "-", "--null", "--no-recursion", "-T", "-"],
+        cwd=root,
+        input=b"".join(p.encode() + b"\0" for p in paths),
+        capture_output=True,
+        check=True,
+    ).stdout
+
+
+def _collect(
+    root: Path,
+    dest: Path,
+    jobs: list[JobLocation],
+    *,
+    max_bytes: int = 1 << 20,
+    max_files: int = 100,
+) -> dict[str, JobOutput | OpOutcome]:
+    manifests, entries = collect.parse_listing(_listing(root, jobs))
+    plans = collect.plan_collection(
+        jobs, manifests, entries, max_bytes=max_bytes, max_files=max_files
+    )
+    ready = {k: v for k, v in plans.items() if isinstance(v, collect.Plan)}
+    result: dict[str, JobOutput | OpOutcome] = {
+        k: v for k, v in plans.items() if isinstance(v, OpOutcome)
+    }
+    result.update(collect.unpack(io.BytesIO(_fetch(root, ready)), ready, dest, max_bytes=max_bytes))
+    return result
+
+
+def test_everything_twice_identical(tmp_path: Path) -> None:
+    root, dest = tmp_path / "root", tmp_path / "dest"
+    _lay_out(
+        root,
+        {"members": [], "include_unlisted": True},
+        {0: {"a.txt": b"A", "sub/b.bin": b"\x00B", "stdout": b"payload", "link": b"->a.txt"}},
+    )
+    jobs = [_job(0)]
+    first = _collect(root, dest, jobs)
+    tree = sorted((str(p.relative_to(dest)), p.is_symlink()) for p in dest.rglob("*"))
+    second = _collect(root, dest, jobs)
+    assert first == second
+    assert sorted((str(p.relative_to(dest)), p.is_symlink()) for p in dest.rglob("*")) == tree
+    out = first["9_0"]
+    assert isinstance(out, JobOutput)
+    assert out.stdout == dest / "9_0.out"
+    assert out.stdout.read_bytes() == b"out 0\n"
+    assert out.stderr == dest / "9_0.err"
+    assert out.log == dest / "9_0.log"
+    assert [str(p.relative_to(dest / "9_0")) for p in out.files] == [
+        "a.txt",
+        "link",
+        "stdout",
+        "sub/b.bin",
+    ]
+    assert (dest / "9_0" / "stdout").read_bytes() == b"payload"
+    assert os.readlink(dest / "9_0" / "link") == "a.txt"
+
+
+def test_members_select_only_what_was_asked(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _lay_out(
+        root,
+        {"members": ["*.json", "res"], "include_unlisted": False},
+        {0: {"a.json": b"1", "b.txt": b"2", "res/deep/c": b"3", "sub/d.json": b"4"}},
+    )
+    out = _collect(root, tmp_path / "dest", [_job(0)])["9_0"]
+    assert isinstance(out, JobOutput)
+    assert [str(p.relative_to(tmp_path / "dest" / "9_0")) for p in out.files] == [
+        "a.json",
+        "res/deep/c",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("files", "limits", "reason"),
+    [
+        ({"a": b"1", "b": b"2", "c": b"3"}, {"max_files": 2}, "output_max_files=2"),
+        ({"big": b"x" * 5000}, {"max_bytes": 4096}, "output_max_bytes=4096"),
+        ({"leak": b"->/etc/passwd"}, {}, "outside the working directory"),
+        ({"up": b"->../../../x"}, {}, "outside the working directory"),
+    ],
+)
+def test_refused_job_leaves_nothing_and_others_proceed(
+    tmp_path: Path, files: dict[str, bytes], limits: dict[str, int], reason: str
+) -> None:
+    root, dest = tmp_path / "root", tmp_path / "dest"
+    _lay_out(root, {"members": [], "include_unlisted": True}, {0: files, 1: {"ok": b"fine"}})
+    result = _collect(root, dest, [_job(0), _job(1)], **limits)  # type: ignore[arg-type]
+    refused = result["9_0"]
+    assert isinstance(refused, OpOutcome)
+    assert reason in (refused.reason or "")
+    assert isinstance(result["9_1"], JobOutput)
+    assert sorted(p.name for p in dest.iterdir()) == ["9_1", "9_1.err", "9_1.log", "9_1.out"]
+
+
+def test_purged_job_is_gone_and_unstarted_job_has_no_streams(tmp_path: Path) -> None:
+    root, dest = tmp_path / "root", tmp_path / "dest"
+    _lay_out(root, {"members": [], "include_unlisted": True}, {})
+    (root / BATCH / "3").mkdir()  # staged, never started: no work/, no streams
+    result = _collect(root, dest, [_job(2), _job(3)])
+    gone = result["9_2"]
+    assert isinstance(gone, OpOutcome)
+    assert "gone" in (gone.reason or "")
+    assert result["9_3"] == JobOutput(stdout=None, stderr=None, log=None, files=())
+
+
+def test_unpack_ignores_members_nobody_asked_for(tmp_path: Path) -> None:
+    job = _job(0)
+    plan = collect.Plan(job, files={f"{job.work_dir}/a": "9_0/a"})
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in ((f"{job.work_dir}/a", b"A"), ("../../evil", b"E"), ("/abs", b"X")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    buffer.seek(0)
+    result = collect.unpack(buffer, {"9_0": plan}, tmp_path / "dest", max_bytes=100)
+    assert isinstance(result["9_0"], JobOutput)
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
+        "dest/9_0/a"
+    ]
+
+
+def test_bytes_beyond_the_limit_while_unpacking_refuse_the_job(tmp_path: Path) -> None:
+    """The payload grew between the listing and the transfer."""
+    job = _job(0)
+    plan = collect.Plan(job, files={f"{job.work_dir}/a": "9_0/a"})
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo(f"{job.work_dir}/a")
+        info.size = 500
+        tar.addfile(info, io.BytesIO(b"x" * 500))
+    buffer.seek(0)
+    result = collect.unpack(buffer, {"9_0": plan}, tmp_path / "dest", max_bytes=100)
+    assert isinstance(result["9_0"], OpOutcome)
+    assert list((tmp_path / "dest").iterdir()) == []
+
+
+def test_parse_listing_handles_newlines_in_names() -> None:
+    raw = (
+        b"@@manifest " + BATCH.encode() + b'\n{"members":[],"include_unlisted":true}\n\n@@end\n'
+        b"@@find\nd 4096 " + BATCH.encode() + b"/0\0\0f 3 " + BATCH.encode() + b"/0/work/a\nb\0\0"
+        b"l 5 " + BATCH.encode() + b"/0/work/l\0target\0"
+    )
+    manifests, entries = collect.parse_listing(raw)
+    assert manifests[BATCH]["include_unlisted"] is True
+    assert entries[f"{BATCH}/0/work/a\nb"] == collect.Entry(kind="f", size=3, link="")
+    assert entries[f"{BATCH}/0/work/l"].link == "target"

@@ -1,0 +1,164 @@
+"""Command builders: resources → sbatch options, refusals at submit, the remote scripts."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from intercede import LocalBatchConfig, Resources, SpecificationRejectedError, SubmissionSpec
+from intercede._batch import slurm
+
+
+def _config(**extra: object) -> LocalBatchConfig:
+    return LocalBatchConfig.model_validate(
+        {"kind": "batch", "transport": "local", "work_root": "/w", **extra}
+    )
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        (Resources(), ["--cpus-per-task=1", "--nodes=1"]),
+        (Resources(cpus=8), ["--cpus-per-task=8", "--nodes=1"]),
+        (Resources(memory_mb=2048), ["--cpus-per-task=1", "--nodes=1", "--mem=2048M"]),
+        (Resources(wall_time_s=90), ["--cpus-per-task=1", "--nodes=1", "--time=0-00:01:30"]),
+        (
+            Resources(wall_time_s=2 * 86400 + 3723),
+            ["--cpus-per-task=1", "--nodes=1", "--time=2-01:02:03"],
+        ),
+        (Resources(queue="gpu"), ["--cpus-per-task=1", "--nodes=1", "--partition=gpu"]),
+        (Resources(gpus=2), ["--cpus-per-task=1", "--nodes=1", "--gpus=2"]),
+        (Resources(nodes="2-4"), ["--cpus-per-task=1", "--nodes=2-4"]),
+        (Resources(whole_node=True), ["--cpus-per-task=1", "--nodes=1", "--exclusive"]),
+    ],
+)
+def test_resources_to_sbatch_options(resources: Resources, expected: list[str]) -> None:
+    assert slurm.resource_options(resources, _config()) == expected
+
+
+def test_config_queue_is_the_default_partition_and_spec_queue_wins() -> None:
+    config = _config(queue="main", account="vo42")
+    assert "--partition=main" in slurm.resource_options(Resources(), config)
+    opts = slurm.resource_options(Resources(queue="second"), config)
+    assert "--partition=second" in opts
+    assert "--partition=main" not in opts
+    assert "--account=vo42" in opts
+
+
+def test_sbatch_options_tag_jobs_and_keep_submit_extra_last() -> None:
+    spec = SubmissionSpec(executable="/bin/true", tag="lhcb")
+    config = _config(job_name="pilots", submit_extra=("--qos=low", "--reservation=r 1"))
+    opts = slurm.sbatch_options(spec, config, "/w/b")
+    assert opts[0] == "--parsable"
+    assert "--job-name=pilots" in opts
+    assert "--comment=lhcb" in opts
+    assert "--output=/w/b/logs/%A_%a.log" in opts
+    assert opts[-2:] == ["--qos=low", "--reservation=r 1"]
+
+
+def test_submit_script_quotes_options_and_chunks_remotely() -> None:
+    script = slurm.submit_script(
+        work_root="/w w",
+        batch="a" * 32,
+        copies=2500,
+        options=["--parsable", "--comment=x y"],
+        max_array_size=1000,
+    )
+    assert "cd '/w w'" in script
+    assert "'--comment=x y'" in script
+    assert "max=1000" in script
+    assert "n=2500" in script
+    assert "scontrol" not in script  # configured limit: no query
+
+
+def test_submit_script_asks_the_cluster_when_unconfigured() -> None:
+    script = slurm.submit_script(
+        work_root="/w", batch="a" * 32, copies=1, options=[], max_array_size=None
+    )
+    assert "scontrol show config" in script
+    assert 'echo "@@max $max"' in script
+
+
+def test_parse_submit_chunks_and_failure() -> None:
+    reply = slurm.parse_submit(
+        "@@max 1001\n@@chunk 0 1001 41\n@@chunk 1001 1001 42;cluster\n@@fail 2002\n"
+        "sbatch: error: QOSMaxSubmitJobPerUserLimit\n"
+    )
+    assert reply.max_array_size == 1001
+    assert reply.chunks == ((0, 1001, "41"), (1001, 1001, "42"))
+    assert reply.failed_at == 2002
+    assert "QOSMaxSubmitJobPerUserLimit" in reply.error
+
+
+def test_container_image_without_launcher_is_refused_naming_the_field() -> None:
+    spec = SubmissionSpec(executable="/bin/true", container_image="alpine")
+    with pytest.raises(SpecificationRejectedError) as info:
+        slurm.batch_script(spec, _config(), "/w/b", "true", has_inputs=False)
+    assert info.value.field == "container_image"
+
+
+def test_container_launcher_template_wraps_the_command() -> None:
+    spec = SubmissionSpec(
+        executable="/bin/true", arguments=("a b",), container_image="docker://x/y:1"
+    )
+    config = _config(container_launcher="apptainer exec {image} {command}")
+    script = slurm.batch_script(spec, config, "/w/b", "true", has_inputs=False)
+    assert "apptainer exec docker://x/y:1 /w/b/bin/true 'a b'" in script
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [(("ok", "bad\x00"), "arguments[1]"), (("\udc80",), "arguments[0]")],
+)
+def test_arguments_that_cannot_reach_a_job_are_refused(
+    arguments: tuple[str, ...], field: str
+) -> None:
+    spec = SubmissionSpec(executable="/bin/true", arguments=arguments)
+    with pytest.raises(SpecificationRejectedError) as info:
+        slurm.batch_script(spec, _config(), "/w/b", "true", has_inputs=False)
+    assert info.value.field == field
+
+
+def test_status_and_cancel_scripts_are_one_command_for_any_n() -> None:
+    arrays = [str(i) for i in range(100, 110)]
+    ids = [f"{a}_{t}" for a in arrays for t in range(100)]
+    cancel = slurm.cancel_script(arrays, ids)
+    assert cancel.count("scancel") == 1
+    assert "100_[0-99]" in cancel
+    assert len(cancel) < 2000  # ranges, not 1000 ids
+    status = slurm.status_script(arrays)
+    assert status.count("sacct -n") == 1
+    assert "-j 100,101" in status
+
+
+def test_counts_script_filters_on_user_name_and_partition() -> None:
+    script = slurm.counts_script("my pilots", "main")
+    assert "-n 'my pilots'" in script
+    assert "-p main" in script
+    assert '-u "$(id -un)"' in script
+    assert "-p" not in slurm.counts_script("x", None)
+
+
+def test_preamble_runs_before_the_payload(tmp_path: Path) -> None:
+    spec = SubmissionSpec(executable="/bin/true")
+    script = slurm.batch_script(
+        spec, _config(preamble="module load x\n"), "/w/b", "true", has_inputs=False
+    )
+    assert script.index("module load x") < script.index("/w/b/bin/true")
+    assert script.index('. "$d/env"') < script.index("module load x")
+
+
+def test_batch_script_is_valid_sh(tmp_path: Path) -> None:
+    spec = SubmissionSpec(
+        executable="/bin/true",
+        arguments=("it's", "$(rm -rf /)", "a\nb"),
+        environment={"A": "x'y"},
+    )
+    script = slurm.batch_script(spec, _config(preamble="true"), "/w/b", "t", has_inputs=True)
+    path = tmp_path / "job.sh"
+    path.write_text(script)
+    subprocess.run(["sh", "-n", str(path)], check=True)
+    assert shlex.quote("$(rm -rf /)") in script
