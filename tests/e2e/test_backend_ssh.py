@@ -550,6 +550,7 @@ async def test_reconnects_after_the_connection_dropped(
     assert backend.transport.connections_opened == 2
 
 
+@pytest.mark.faults
 async def test_paused_login_node_times_out(
     config: SSHBatchConfig,
     credentials: intercede.CredentialProvider,
