@@ -39,8 +39,15 @@ unit *ARGS:
     pytest tests/unit -q {{ARGS}}
 
 # The README's test command: unit tests, then every e2e test against a live cluster.
-# Tests marked `faults` disturb the shared cluster, so they run alone, after the others.
+# The stack comes up first (a cold image build is not a test's job) and both pytest sessions
+# share it; tests marked `faults` disturb the shared cluster, so they run alone, after the rest.
+# The stack is torn down at the end unless it was already running or KEEP=1.
 test *ARGS: engine
+    #!/usr/bin/env bash
+    set -euo pipefail
+    up=$(python -m harness up --variant {{variant}})
+    echo "$up"
+    if [[ "$up" != *reused* && "{{keep}}" != 1 ]]; then trap 'python -m harness down' EXIT; fi
     pytest tests -q -n 2 --dist loadgroup -m "not faults" {{ARGS}}
     pytest tests/e2e -q -m faults {{ARGS}}
 

@@ -71,6 +71,7 @@
               trio
               mypy
               hatchling
+              pyyaml
               mkdocs
               mkdocs-material
             ];

@@ -335,11 +335,14 @@ class JobOutput(BaseModel):
     """Where one job's output landed: paths under the caller's ``dest``, never contents.
 
     ``stdout``/``stderr``/``log`` are ``None`` when the resource has none (a scheduler without
-    a separate log, say). ``files`` are the payload members, relative order sorted.
+    a separate log, say). ``files`` are the payload members, sorted; ``root`` is the directory
+    they were collected into (their paths relative to it are their paths in the job's working
+    directory), so a caller never has to know a backend's layout under ``dest``.
     """
 
     model_config = _FROZEN
 
+    root: Path
     stdout: Path | None
     stderr: Path | None
     log: Path | None = None

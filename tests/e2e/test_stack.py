@@ -53,7 +53,7 @@ def wait_job(cluster: Cluster, job_id: str, timeout: float = 120.0) -> dict[str,
 
 
 def test_srun_spans_two_distinct_nodes(slurm_cluster: Cluster) -> None:
-    out = run(slurm_cluster, "srun -N2 -p main hostname")
+    out = run(slurm_cluster, "srun --quiet -N2 -p main hostname 2>/dev/null")
     hosts = set(out.split())
     assert len(hosts) == 2, out
     assert hosts <= set(slurm_cluster.workers)

@@ -133,7 +133,9 @@ class _Full(_Minimal):
             (dest / handle.id).mkdir(exist_ok=True)
             made = dest / handle.id / "result.txt"
             made.write_text("x")
-            out[handle.id] = JobOutput(stdout=stdout, stderr=stderr, files=(made,))
+            out[handle.id] = JobOutput(
+                root=dest / handle.id, stdout=stdout, stderr=stderr, files=(made,)
+            )
         return out
 
     async def kill(self, handles: Sequence[JobHandle]) -> Mapping[JobID, OpOutcome]:

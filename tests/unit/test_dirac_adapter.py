@@ -139,6 +139,7 @@ class FakeBackend:
                 log = dest / f"{h.id}.log"
                 log.write_bytes(self.log)
             out[h.id] = JobOutput(
+                root=dest / h.id,
                 stdout=dest / f"{h.id}.out",
                 stderr=dest / f"{h.id}.err",
                 log=log,

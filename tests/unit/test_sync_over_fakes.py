@@ -109,7 +109,7 @@ class Full(Minimal):
     ) -> Mapping[JobID, JobOutput | OpOutcome]:
         await self._op("get_output")
         return {
-            h.id: JobOutput(stdout=dest / f"{h.id}.out", stderr=None)
+            h.id: JobOutput(root=dest / h.id, stdout=dest / f"{h.id}.out", stderr=None)
             if i % 2
             else OpOutcome(ok=False, reason="not finished")
             for i, h in enumerate(handles)

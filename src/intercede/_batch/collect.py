@@ -298,5 +298,9 @@ def _publish(staging: Path, dest: Path, job_id: str) -> JobOutput:
         return path if path.exists() else None
 
     return JobOutput(
-        stdout=present(".out"), stderr=present(".err"), log=present(".log"), files=tuple(files)
+        root=files_root,
+        stdout=present(".out"),
+        stderr=present(".err"),
+        log=present(".log"),
+        files=tuple(files),
     )
