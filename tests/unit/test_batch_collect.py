@@ -165,7 +165,9 @@ def test_purged_job_is_gone_and_unstarted_job_has_no_streams(tmp_path: Path) -> 
     gone = result["9_2"]
     assert isinstance(gone, OpOutcome)
     assert "gone" in (gone.reason or "")
-    assert result["9_3"] == JobOutput(root=dest / "9_3", stdout=None, stderr=None, log=None, files=())
+    assert result["9_3"] == JobOutput(
+        root=dest / "9_3", stdout=None, stderr=None, log=None, files=()
+    )
 
 
 def test_unpack_ignores_members_nobody_asked_for(tmp_path: Path) -> None:

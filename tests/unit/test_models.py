@@ -263,8 +263,6 @@ def test_load_counts_total_and_bounds() -> None:
 
 
 def test_job_output_holds_paths() -> None:
-    out = JobOutput(
-        root=Path("d/1"), stdout=Path("d/1.out"), stderr=None, files=(Path("d/1/a"),)
-    )
+    out = JobOutput(root=Path("d/1"), stdout=Path("d/1.out"), stderr=None, files=(Path("d/1/a"),))
     assert out.log is None
     assert JobOutput.model_validate_json(out.model_dump_json()) == out
