@@ -134,7 +134,7 @@ def _body(ctx: ScenarioContext, rec: Recorder) -> None:
         ):
             return
         assert isinstance(first, JobOutput)
-        out_dir = job_dir / handle.id
+        out_dir = first.root  # where the payload's files landed; no guess at the layout
         manifest_path = out_dir / "checksums.json"
         manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
         problems = verify_sha256_manifest(manifest, out_dir)
@@ -163,9 +163,7 @@ def _body(ctx: ScenarioContext, rec: Recorder) -> None:
         again_dir = local / "second-fetch"
         again_dir.mkdir()
         second = ce.get_output([handle], again_dir, timeout=120).get(handle.id)
-        same = isinstance(second, JobOutput) and tree_digests(out_dir) == tree_digests(
-            again_dir / handle.id
-        )
+        same = isinstance(second, JobOutput) and tree_digests(out_dir) == tree_digests(second.root)
         rec.check(
             "fetch-twice",
             same,

@@ -113,15 +113,7 @@ def _collect(task: _Task, output: JobOutput | object, status: JobStatus) -> Runn
         return result
     result.stdout = output.stdout.read_text() if output.stdout is not None else ""
     result.stderr = output.stderr.read_text() if output.stderr is not None else ""
-    assert task.handle is not None
-    fetched = task.cwd / task.handle.id
-    if fetched.is_dir():
-        for item in fetched.iterdir():
-            target = task.cwd / item.name
-            if target.is_dir():
-                shutil.rmtree(target)
-            item.replace(target)
-        fetched.rmdir()
+    _bring_home(output, task.cwd)
     checksums = task.cwd / CHECKSUM_FILE
     if status is JobStatus.DONE:
         if checksums.is_file():
@@ -133,6 +125,22 @@ def _collect(task: _Task, output: JobOutput | object, status: JobStatus) -> Runn
         if path is not None:
             path.unlink(missing_ok=True)
     return result
+
+
+def _bring_home(output: JobOutput, cwd: Path) -> None:
+    """Move the payload's files from ``output.root`` into ``cwd`` (relative paths kept), as
+    RemoteRunner expects them beside its inputs, then drop the emptied collection directory."""
+    root = output.root
+    if root.resolve() == cwd.resolve():
+        return
+    for source in output.files:
+        target = cwd / source.relative_to(root)
+        if target.is_dir():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source.replace(target)
+    if root.is_relative_to(cwd) and root.is_dir():
+        shutil.rmtree(root)
 
 
 def run(ctx: ScenarioContext, *, clean_remote_job: bool = True) -> ScenarioResult:

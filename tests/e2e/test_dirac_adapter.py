@@ -135,6 +135,7 @@ def test_debug_ce_lifecycle_through_the_adapter(
         log = ce.getJobLog(ref)
         assert log["OK"], log.get("Message")
         assert log["Value"].strip()
+        assert PROXY not in log["Value"]
 
     assert ce.getCEStatus()["SubmittedJobs"] == 3
     cleaned = ce.cleanJob(refs)
@@ -190,10 +191,40 @@ def test_unreachable_or_rejecting_ce_is_a_typed_s_error(
     slurm_cluster: Cluster, remote_workdir: str
 ) -> None:
     wrong_user = parameters(slurm_cluster, remote_workdir, SSHUser="nosuchuser")
-    with InterCEdeComputingElement("ce.e2e", wrong_user) as element:
+    with InterCEdeComputingElement.fromParameters("ce.e2e", wrong_user) as element:
         result = element.getCEStatus()
         assert (result["OK"], result["Errno"]) == (False, 1111), result["Message"]
     closed_port = parameters(slurm_cluster, remote_workdir, SSHPort="1", SSHReconnectAttempts="1")
-    with InterCEdeComputingElement("ce.e2e", closed_port) as element:
+    with InterCEdeComputingElement.fromParameters("ce.e2e", closed_port) as element:
         result = element.getCEStatus()
         assert (result["OK"], result["Errno"]) == (False, 2001), result["Message"]
+
+
+def test_site_director_cycle_sets_credentials_and_new_parameters(
+    slurm_cluster: Cluster, remote_workdir: str, tmp_path: Path
+) -> None:
+    """What SiteDirector does to a cached CE each cycle: ``setProxy``/``setToken``, read
+    ``ce.proxy``; and a changed queue definition re-applied with ``setParameters``, which must
+    replace the connection without losing the pilots already submitted."""
+    element = InterCEdeComputingElement("ce.e2e")
+    first = element.setParameters(
+        {"CEType": "InterCEde", **parameters(slurm_cluster, remote_workdir)}
+    )
+    assert first["OK"], first.get("Message")
+    try:
+        assert element.setProxy(PROXY)["OK"]
+        assert element.setToken("not-used-by-ssh")["OK"]
+        assert element.proxy == PROXY
+        submitted = element.submitJob(script(tmp_path, "pilot.sh", "#!/bin/sh\necho hi\n"), "")
+        assert submitted["OK"], submitted.get("Message")
+        (ref,) = submitted["Value"]
+
+        changed = element.setParameters({"MaxWaitingJobs": "2"})
+        assert changed["OK"], changed.get("Message")
+        assert element.available()["CEInfoDict"]["MaxWaitingJobs"] == 2
+        assert wait_for(element, [ref], FINAL) == {ref: "Done"}
+        stdout, _ = element.getJobOutput(ref)["Value"]
+        assert stdout == "hi\n"
+        assert element.cleanJob(ref)["Value"] == 1
+    finally:
+        element.close()

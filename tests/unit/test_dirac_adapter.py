@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -23,12 +23,17 @@ from docs.examples.dirac_adapter import (
     InterCEdeComputingElement,
     available_slots,
     getCE,
+    returns,
     split_reference,
     translate,
 )
+from docs.examples.dirac_adapter.output import Stream
+from docs.examples.dirac_adapter.parameters import CETranslation
 from intercede import (
     ConfigurationError,
     CopyVars,
+    CredentialRequirements,
+    Diagnostics,
     FileCredentials,
     JobHandle,
     JobID,
@@ -72,6 +77,7 @@ class FakeBackend:
         self.purged: list[JobID] = []
         self.payload: dict[str, bytes] = {"result.json": b"{}", "sub/data.txt": b"data"}
         self.log: bytes | None = b"slurm log\n"
+        self.output_calls = 0
         self.closed = 0
         self._next = 100
 
@@ -121,14 +127,17 @@ class FakeBackend:
         self, handles: Sequence[JobHandle], dest: Path
     ) -> Mapping[JobID, JobOutput | OpOutcome]:
         self._check()
+        self.output_calls += 1
         out: dict[JobID, JobOutput | OpOutcome] = {}
         for h in handles:
             if h.id not in self.status:
                 out[h.id] = OpOutcome(ok=False, reason="no such job")
                 continue
             files = []
+            # a layout of its own: callers must follow JobOutput.root, not guess dest/<id>/
+            root = dest / f"payload-of-{h.id}"
             for name, content in self.payload.items():
-                path = dest / h.id / name
+                path = root / name
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(content)
                 files.append(path)
@@ -139,7 +148,7 @@ class FakeBackend:
                 log = dest / f"{h.id}.log"
                 log.write_bytes(self.log)
             out[h.id] = JobOutput(
-                root=dest / h.id,
+                root=root,
                 stdout=dest / f"{h.id}.out",
                 stderr=dest / f"{h.id}.err",
                 log=log,
@@ -165,6 +174,43 @@ class FakeBackend:
     async def counts(self) -> LoadCounts:
         self._check()
         return self.counts_value
+
+
+class DiagnosableFake(FakeBackend):
+    """Also serves files by name while the job runs; ``@stderr``/``@log`` stand for a backend
+    that names its streams (interCEde's Slurm backend names only stdout)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.diagnostic_calls: list[str | None] = []
+        self.truncated = False
+
+    async def get_diagnostics(
+        self, handles: Sequence[JobHandle], name: str | None = None
+    ) -> Mapping[JobID, Diagnostics | OpOutcome]:
+        self._check()
+        self.diagnostic_calls.append(name)
+        out: dict[JobID, Diagnostics | OpOutcome] = {}
+        for h in handles:
+            if name is None:
+                content: bytes | None = f"stdout of {h.id}\n".encode()
+            elif name == "@stderr":
+                content = f"stderr of {h.id}\n".encode()
+            else:
+                content = self.log if name == "@log" else None
+            out[h.id] = (
+                Diagnostics(name=name or "stdout", content=content, truncated=self.truncated)
+                if content is not None
+                else OpOutcome(ok=False, reason=f"no {name}")
+            )
+        return out
+
+
+ALL_STREAMS_BY_NAME: Mapping[Stream, str | None] = {
+    "stdout": None,
+    "stderr": "@stderr",
+    "log": "@log",
+}
 
 
 class Essential:
@@ -193,9 +239,16 @@ def fake() -> FakeBackend:
     return FakeBackend()
 
 
+def serving(backend: Any) -> Callable[[CETranslation], intercede.sync.JobBackend]:
+    """A backend factory handing out a fresh facade over ``backend`` on every setParameters."""
+    return lambda _translation: intercede.sync.wrap(backend)
+
+
 @pytest.fixture
 def ce(fake: FakeBackend) -> Iterator[InterCEdeComputingElement]:
-    element = InterCEdeComputingElement("ce.example.org", LOCAL, backend=intercede.sync.wrap(fake))
+    element = InterCEdeComputingElement.fromParameters(
+        "ce.example.org", LOCAL, backend_factory=serving(fake)
+    )
     yield element
     element.close()
 
@@ -259,7 +312,9 @@ def test_password_goes_to_the_provider_never_the_config(tmp_path: Path) -> None:
     assert translation.config.auth == "password"  # type: ignore[union-attr]
     assert "hunter2-secret" not in translation.config.model_dump_json()
     assert "hunter2-secret" not in repr(translation)
-    element = InterCEdeComputingElement("ce", params, backend=intercede.sync.wrap(FakeBackend()))
+    element = InterCEdeComputingElement.fromParameters(
+        "ce", params, backend_factory=serving(FakeBackend())
+    )
     with element:
         assert "SSHPassword" not in element.ceParameters
 
@@ -562,8 +617,8 @@ def test_clean_purges(ce: InterCEdeComputingElement, fake: FakeBackend) -> None:
 
 
 def test_missing_capabilities_are_enomethod_not_attribute_errors() -> None:
-    with InterCEdeComputingElement(
-        "ce", LOCAL, backend=intercede.sync.wrap(Essential())
+    with InterCEdeComputingElement.fromParameters(
+        "ce", LOCAL, backend_factory=serving(Essential())
     ) as element:
         for result in (
             element.killJob(["x"]),
@@ -591,7 +646,10 @@ def test_available_applies_dirac_slot_math_to_counts(
     assert result["OK"] is True
     assert result["Value"] == slots
     assert (result["RunningJobs"], result["WaitingJobs"]) == (running, waiting)
+    # DIRAC's base class: a copy of the getCEStatus result plus the limits
     assert result["CEInfoDict"] == {
+        "OK": True,
+        "Value": None,
         "RunningJobs": running,
         "WaitingJobs": waiting,
         "SubmittedJobs": 0,
@@ -635,7 +693,7 @@ def test_slots_never_overfill_either_limit(
 
 
 def test_closed_ce_answers_resource_unavailable(fake: FakeBackend) -> None:
-    element = InterCEdeComputingElement("ce", LOCAL, backend=intercede.sync.wrap(fake))
+    element = InterCEdeComputingElement.fromParameters("ce", LOCAL, backend_factory=serving(fake))
     element.close()
     element.close()  # idempotent
     assert fake.closed == 1
@@ -653,9 +711,258 @@ def test_call_from_a_running_event_loop_is_refused(ce: InterCEdeComputingElement
 
 
 def test_real_facade_is_built_from_the_parameters_without_io(tmp_path: Path) -> None:
-    element = InterCEdeComputingElement("ce.example.org", {**LOCAL, "SharedArea": str(tmp_path)})
+    element = InterCEdeComputingElement.fromParameters(
+        "ce.example.org", {**LOCAL, "SharedArea": str(tmp_path)}
+    )
     try:
-        assert isinstance(element._backend, intercede.sync.JobBackend)
-        assert isinstance(element._backend, intercede.sync.Killable)
+        assert isinstance(element._ready.backend, intercede.sync.JobBackend)
+        assert isinstance(element._ready.backend, intercede.sync.Killable)
     finally:
         element.close()
+
+
+# -- DIRAC's factory: ceClass(ceName), then setParameters(dict) ---------------------------------
+
+
+def test_factory_protocol_constructs_by_name_then_sets_parameters(fake: FakeBackend) -> None:
+    built: list[CETranslation] = []
+
+    def factory(translation: CETranslation) -> intercede.sync.JobBackend:
+        built.append(translation)
+        return intercede.sync.wrap(fake)
+
+    element = InterCEdeComputingElement("ce.example.org", backend_factory=factory)
+    assert (element.ceName, element.ceType, element.ceParameters) == (
+        "ce.example.org",
+        "InterCEde",
+        {},
+    )
+    assert built == []  # nothing is built before the parameters arrive
+    result = element.setParameters({"CEType": "InterCEde", **LOCAL})
+    assert result == {"OK": True, "Value": None}
+    assert len(built) == 1
+    assert element.ceParameters["Queue"] == "main"
+    assert element.submitJob("/tmp/pilot.sh", "")["OK"] is True
+    element.close()
+
+
+def test_a_ce_used_before_set_parameters_says_so() -> None:
+    element = InterCEdeComputingElement("ce.example.org")
+    for result in (
+        element.submitJob("/tmp/pilot.sh", ""),
+        element.getJobStatus(["x"]),
+        element.getJobOutput("x"),
+        element.getJobLog("x"),
+        element.killJob(["x"]),
+        element.cleanJob(["x"]),
+        element.getCEStatus(),
+        element.available(),
+    ):
+        assert (result["OK"], result["Errno"]) == (False, returns.ECONF)
+        assert "setParameters" in result["Message"]
+    element.close()  # closing an unconfigured CE is harmless
+
+
+def test_set_parameters_merges_rebuilds_and_closes_the_previous_facade() -> None:
+    backends = [FakeBackend(), FakeBackend()]
+    element = InterCEdeComputingElement.fromParameters(
+        "ce", LOCAL, backend_factory=lambda _t: intercede.sync.wrap(backends.pop(0))
+    )
+    first = element._ready.backend
+    assert element.available()["CEInfoDict"]["MaxTotalJobs"] == 10
+    assert element.setParameters({"MaxTotalJobs": "20"})["OK"] is True
+    assert element._ready.backend is not first
+    # the earlier keys are kept: only MaxTotalJobs changed
+    assert element.ceParameters["Queue"] == "main"
+    info = element.available()["CEInfoDict"]
+    assert (info["MaxTotalJobs"], info["MaxWaitingJobs"]) == (20, 5)
+    element.close()
+
+
+def test_previous_facade_is_closed_when_replaced() -> None:
+    old, new = FakeBackend(), FakeBackend()
+    queue = [old, new]
+    element = InterCEdeComputingElement.fromParameters(
+        "ce", LOCAL, backend_factory=lambda _t: intercede.sync.wrap(queue.pop(0))
+    )
+    assert element.setParameters({"MaxWaitingJobs": "7"})["OK"] is True
+    assert (old.closed, new.closed) == (1, 0)
+    element.close()
+    assert new.closed == 1
+
+
+def test_bad_set_parameters_names_the_key_and_keeps_the_working_ce(fake: FakeBackend) -> None:
+    element = InterCEdeComputingElement.fromParameters(
+        "ce.example.org", LOCAL, backend_factory=serving(fake)
+    )
+    before = element._ready
+    result = element.setParameters({"MaxRAM": "lots"})
+    assert (result["OK"], result["Errno"]) == (False, returns.ECONF)
+    assert result["Message"].startswith("Configuration error ( 1003 : ce.example.org: MaxRAM: ")
+    assert element._ready is before
+    assert element.ceParameters["MaxRAM"] == "2048"
+    assert element.submitJob("/tmp/pilot.sh", "")["OK"] is True
+    assert fake.closed == 0
+    element.close()
+
+
+def test_password_survives_a_later_set_parameters_but_never_shows(tmp_path: Path) -> None:
+    params = ssh_parameters(tmp_path, SSHPassword="hunter2-secret")
+    del params["SSHKey"]
+    translations: list[CETranslation] = []
+
+    def factory(translation: CETranslation) -> intercede.sync.JobBackend:
+        translations.append(translation)
+        return intercede.sync.wrap(FakeBackend())
+
+    with InterCEdeComputingElement.fromParameters("ce", params, backend_factory=factory) as element:
+        assert element.setParameters({"MaxTotalJobs": "3"})["OK"] is True
+        assert [t.config.auth for t in translations] == ["password", "password"]  # type: ignore[union-attr]
+        assert "SSHPassword" not in element.ceParameters
+        assert "hunter2-secret" not in repr(vars(element))
+
+
+# -- credentials DIRAC sets on every CE (setProxy / setToken) -----------------------------------
+
+
+class FakeChain:
+    """The two methods of DIRAC's ``X509Chain`` that SiteDirector and the adapter use."""
+
+    def __init__(self, pem: str, seconds_left: int = 86400) -> None:
+        self._pem = pem
+        self._left = seconds_left
+
+    def getRemainingSecs(self) -> dict[str, Any]:
+        return {"OK": True, "Value": self._left}
+
+    def dumpAllToString(self) -> dict[str, Any]:
+        return {"OK": True, "Value": self._pem}
+
+
+def test_site_director_credential_cycle_works_on_the_adapter(
+    ce: InterCEdeComputingElement, fake: FakeBackend
+) -> None:
+    # SiteDirector._setCredentials: no proxy yet → fetch one and set it; then a token
+    assert not ce.proxy
+    chain = FakeChain("-----BEGIN CERTIFICATE-----pilot")
+    assert ce.setProxy(chain)["OK"] is True
+    assert ce.proxy.getRemainingSecs()["Value"] == 86400  # next cycle's validity check
+    assert ce.setProxy(chain, valid=3600)["OK"] is True
+    assert ce.valid == 3600
+    assert ce.setToken({"access_token": "tok"})["OK"] is True
+    assert ce.token == {"access_token": "tok"}
+    # SiteDirector bundles ce.proxy into the pilot itself and passes "": no secret is staged
+    assert ce.submitJob("/tmp/pilot.sh", "", numberOfJobs=2)["OK"] is True
+    assert all(not c.secrets for c in fake.copies[-1])
+
+
+def test_remote_runner_passes_the_chain_and_it_is_staged_as_pem(
+    ce: InterCEdeComputingElement, fake: FakeBackend
+) -> None:
+    pem = "-----BEGIN CERTIFICATE-----payload"
+    ce.setProxy(FakeChain(pem))
+    assert ce.submitJob("/w/workloadExec.sh", ce.proxy, outputs=["/"])["OK"] is True
+    (copy,) = fake.copies[-1]
+    assert copy.secrets["PROXY"].get_secret_value() == pem.encode()
+    assert pem not in repr(copy)
+
+
+def test_a_proxy_that_is_not_pem_is_refused_naming_the_argument(
+    ce: InterCEdeComputingElement, fake: FakeBackend
+) -> None:
+    result = ce.submitJob("/tmp/pilot.sh", 12345)
+    assert (result["OK"], result["Errno"]) == (False, returns.EWMSSUBM)
+    assert "proxy: expected PEM text or an X509Chain, got int" in result["Message"]
+
+    class Broken(FakeChain):
+        def dumpAllToString(self) -> dict[str, Any]:
+            return {"OK": False, "Message": "chain not loaded"}
+
+    broken = ce.submitJob("/tmp/pilot.sh", Broken("secret-pem-text"))
+    assert "chain not loaded" in broken["Message"]
+    assert "secret-pem-text" not in broken["Message"]
+    assert fake.specs == []
+
+
+# -- SSHKey / SSHPassword ------------------------------------------------------------------------
+
+
+def test_key_and_password_use_the_key_never_the_password_as_passphrase(tmp_path: Path) -> None:
+    translation = translate(ssh_parameters(tmp_path, SSHPassword="hunter2-secret"))
+    assert translation.config.auth == "key"  # type: ignore[union-attr]
+    assert isinstance(translation.credentials, FileCredentials)
+    wanted = CredentialRequirements(resource="ce", kinds=("ssh_private_key",))
+    found = asyncio.run(translation.credentials.get(wanted)).get(intercede.SSHPrivateKey)
+    assert found is not None
+    assert found.passphrase is None
+    assert "hunter2-secret" not in repr(translation)
+
+
+def test_password_alone_is_password_auth(tmp_path: Path) -> None:
+    params = ssh_parameters(tmp_path, SSHPassword="hunter2-secret")
+    del params["SSHKey"]
+    translation = translate(params)
+    wanted = CredentialRequirements(resource="ce", kinds=("ssh_password",))
+    found = asyncio.run(translation.credentials.get(wanted)).get(intercede.SSHPassword)
+    assert found is not None
+    assert found.value.get_secret_value() == "hunter2-secret"
+
+
+# -- reading streams without fetching the payload ----------------------------------------------
+
+
+def diagnosable_ce(backend: DiagnosableFake) -> InterCEdeComputingElement:
+    return InterCEdeComputingElement.fromParameters("ce", LOCAL, backend_factory=serving(backend))
+
+
+def test_slurm_names_only_stdout_so_both_streams_are_collected() -> None:
+    backend = DiagnosableFake()
+    with diagnosable_ce(backend) as element:
+        ref = element.submitJob("/tmp/pilot.sh", "")["Value"][0]
+        job_id = JobHandle.parse(ref).id
+        assert element.getJobOutput(ref)["Value"] == (
+            f"stdout of {job_id}\n",
+            f"stderr of {job_id}\n",
+        )
+        assert element.getJobLog(ref)["Value"] == "slurm log\n"
+        # stderr and the log have no diagnostics name on Slurm: no half-way diagnostics call
+        assert (backend.diagnostic_calls, backend.output_calls) == ([], 2)
+
+
+def test_named_streams_are_read_without_collecting_the_payload() -> None:
+    backend = DiagnosableFake()
+    with diagnosable_ce(backend) as element:
+        element.streamDiagnosticNames = ALL_STREAMS_BY_NAME
+        ref = element.submitJob("/tmp/pilot.sh", "")["Value"][0]
+        job_id = JobHandle.parse(ref).id
+        assert element.getJobOutput(ref)["Value"] == (
+            f"stdout of {job_id}\n",
+            f"stderr of {job_id}\n",
+        )
+        assert element.getJobLog(ref)["Value"] == "slurm log\n"
+        assert backend.diagnostic_calls == [None, "@stderr", "@log"]
+        assert backend.output_calls == 0
+
+
+def test_a_tail_or_a_refusal_falls_back_to_collecting() -> None:
+    backend = DiagnosableFake()
+    with diagnosable_ce(backend) as element:
+        element.streamDiagnosticNames = ALL_STREAMS_BY_NAME
+        ref = element.submitJob("/tmp/pilot.sh", "")["Value"][0]
+        backend.truncated = True  # only the last MiB: not the whole stream
+        assert element.getJobOutput(ref)["OK"] is True
+        assert backend.output_calls == 1
+        backend.truncated = False
+        backend.log = None  # diagnostics refuses; collection says there is no log
+        assert "no scheduler log" in element.getJobLog(ref)["Message"]
+        assert backend.output_calls == 2
+
+
+def test_output_outage_names_the_job_and_keeps_the_errno(
+    ce: InterCEdeComputingElement, fake: FakeBackend
+) -> None:
+    ref = ce.submitJob("/tmp/pilot.sh", "")["Value"][0]
+    fake.failure = ResourceUnavailableError("ssh: host unreachable")
+    for result in (ce.getJobOutput(ref), ce.getJobLog(ref)):
+        assert (result["OK"], result["Errno"]) == (False, returns.ERESUNA)
+        assert result["Message"] == f"Resource not available ( 2001 : {ref}: ssh: host unreachable)"

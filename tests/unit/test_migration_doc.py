@@ -25,7 +25,9 @@ from intercede._batch.slurm import SLURM_STATES
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "migration" / "dirac.md"
-CONSUMERS = REPO.parent / "shared" / "reference" / "dirac-consumers.md"
+CONSUMERS = REPO / "docs" / "migration" / "dirac-consumers.md"
+SHARED_CONSUMERS = REPO.parent / "shared" / "reference" / "dirac-consumers.md"
+"""Where the analysis was first written, beside the repository; only some checkouts have it."""
 DC_ID = re.compile(r"\bDC-\d{2}\b")
 TICKED = re.compile(r"`([^`]+)`")
 
@@ -37,10 +39,7 @@ def doc() -> str:
 
 def consumer_ids() -> list[str]:
     if not CONSUMERS.is_file():
-        pytest.fail(
-            f"the DIRAC consumer analysis is missing: expected it at {CONSUMERS} "
-            "(shared/reference/dirac-consumers.md beside the repository)"
-        )
+        pytest.fail(f"the DIRAC consumer analysis is missing: expected it at {CONSUMERS}")
     ids = sorted(set(DC_ID.findall(CONSUMERS.read_text())))
     assert ids, f"no DC-nn ids found in {CONSUMERS}"
     return ids
@@ -58,6 +57,21 @@ def table(doc: str, name: str) -> list[list[str]]:
 
 def ticked(cell: str) -> list[str]:
     return TICKED.findall(cell)
+
+
+def test_in_repo_consumer_analysis_is_the_shared_one() -> None:
+    """The copy in docs/ is what every clone checks against; where the original still sits
+    beside the repository, the two must not drift apart."""
+    assert CONSUMERS.is_file(), f"missing {CONSUMERS}"
+    if SHARED_CONSUMERS.is_file():
+        assert CONSUMERS.read_bytes() == SHARED_CONSUMERS.read_bytes(), (
+            f"{CONSUMERS.relative_to(REPO)} differs from {SHARED_CONSUMERS}: copy it again"
+        )
+
+
+def test_doc_links_the_in_repo_consumer_analysis(doc: str) -> None:
+    assert "](dirac-consumers.md)" in doc
+    assert "shared/reference" not in doc
 
 
 def test_every_consumer_convention_is_cited(doc: str) -> None:

@@ -30,7 +30,6 @@ from intercede import (
     Resources,
     SSHBatchConfig,
     SSHPassword,
-    SSHPrivateKey,
     StaticCredentials,
     parse_config,
 )
@@ -171,7 +170,12 @@ def translate(parameters: Mapping[str, Any]) -> CETranslation:
         if key in parameters and parameters[key] not in (None, ""):
             data[field] = parameters[key]
     if "known_hosts" in data:  # CS values are written with ~ as often as not
-        data["known_hosts"] = str(Path(str(data["known_hosts"])).expanduser())
+        known_hosts = Path(str(data["known_hosts"])).expanduser()
+        # interCEde checks the file only when connecting; a CE is built where it connects, so
+        # a missing file is the factory's error here, not the first agent cycle's
+        if not known_hosts.is_file():
+            raise ConfigurationError(f"no known_hosts file at {known_hosts}", field="SSHKnownHosts")
+        data["known_hosts"] = str(known_hosts)
     credentials: CredentialProvider = StaticCredentials()
     if transport == "ssh":
         _refuse_unsupported_ssh(parameters)
@@ -257,6 +261,11 @@ def _refuse_unsupported_ssh(parameters: Mapping[str, Any]) -> None:
 
 
 def _ssh_credentials(parameters: Mapping[str, Any]) -> tuple[str, CredentialProvider]:
+    """``SSHKey`` → key auth with that file; ``SSHPassword`` alone → password auth.
+
+    With both, the key is used and the password is not: DIRAC's SSH class sends the password
+    only when ssh prompts for a password (password login), never as a key's passphrase.
+    """
     key = parameters.get("SSHKey")
     password = parameters.get("SSHPassword")
     if not key and not password:
@@ -266,11 +275,7 @@ def _ssh_credentials(parameters: Mapping[str, Any]) -> tuple[str, CredentialProv
     path = Path(str(key)).expanduser()
     if not path.is_file():
         raise ConfigurationError(f"no private key file at {path}", field="SSHKey")
-    if not password:
-        return "key", FileCredentials(ssh_key_file=path)
-    # DIRAC's SSH CE treats SSHPassword as the key's passphrase when both are set.
-    pem = SecretStr(path.read_text())
-    return "key", StaticCredentials(SSHPrivateKey(pem=pem, passphrase=SecretStr(str(password))))
+    return "key", FileCredentials(ssh_key_file=path)
 
 
 def _resources(parameters: Mapping[str, Any]) -> Resources:
