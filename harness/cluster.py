@@ -20,7 +20,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -35,6 +35,7 @@ from harness.config import (
     StackSpec,
     Variant,
     cluster_name,
+    image_tag,
     known_hosts_line,
     load_variants,
     render_cgroup_conf,
@@ -57,7 +58,9 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 __all__ = [
     "DEFAULT_STACK",
+    "LABEL_IMAGE",
     "LABEL_NODE",
+    "LABEL_PARTITIONS",
     "LABEL_ROLE",
     "LABEL_STACK",
     "LABEL_VARIANT",
@@ -65,6 +68,7 @@ __all__ = [
     "NodeStatus",
     "StackError",
     "default_stack_name",
+    "reuse_mismatch",
 ]
 
 LABEL_STACK = "org.intercede.stack"
@@ -72,6 +76,8 @@ LABEL_NODE = "org.intercede.node"
 LABEL_ROLE = "org.intercede.role"
 LABEL_VARIANT = "org.intercede.variant"
 LABEL_WORKERS = "org.intercede.workers"
+LABEL_IMAGE = "org.intercede.image"
+LABEL_PARTITIONS = "org.intercede.partitions"
 DEFAULT_STACK = "intercede"
 CONFIG_MOUNT = "/etc/intercede"
 LOG_TAIL = 40
@@ -101,6 +107,32 @@ class NodeStatus:
     container: str
     state: str
     health: str
+
+
+def reuse_mismatch(
+    labels: Mapping[str, str],
+    *,
+    image: str,
+    partitions: Sequence[str],
+    running_image: str | None = None,
+    running_partitions: Sequence[str] | None = None,
+) -> str | None:
+    """Why a running stack is not the one asked for, or None when it may be reused.
+
+    Labels written at creation are the record. Stacks from before those labels fall back to
+    what Docker and Slurm report (the container's image reference, ``sinfo``'s partitions);
+    when neither source knows, the stack is not trusted: recreating costs seconds, a
+    ``client.toml`` naming partitions that do not exist costs an afternoon.
+    """
+    have_image = labels.get(LABEL_IMAGE) or running_image
+    if have_image != image:
+        return f"it runs image {have_image or '(unknown)'}, not {image}"
+    label = labels.get(LABEL_PARTITIONS)
+    have = tuple(label.split(",")) if label else running_partitions
+    if have is None or tuple(have) != tuple(partitions):
+        shown = ",".join(have) if have is not None else "(unknown)"
+        return f"it has partitions {shown}, not {','.join(partitions)}"
+    return None
 
 
 def _role(node: str) -> str:
@@ -230,8 +262,12 @@ class Cluster:
 
     @property
     def docker(self) -> docker.DockerClient:
+        """A client for the engine that answers; never installs or starts one.
+
+        Read-only commands (status, logs, down, ssh) must not turn a machine without Docker
+        into one with a daemon running: only :meth:`up` calls :func:`engine.ensure_engine`.
+        """
         if self._cli is None:
-            engine.ensure_engine()
             self._cli = engine.client()
         return self._cli
 
@@ -277,15 +313,29 @@ class Cluster:
             self.down()
 
     def is_running(self) -> bool:
-        """True when every node's container exists and runs (health not judged)."""
-        containers = self._containers()
+        """True when every node's container exists and runs (health not judged).
+
+        No engine answering means nothing runs: callers ask this before ``up()``, which is
+        what then starts an engine.
+        """
+        try:
+            containers = self._containers()
+        except engine.EngineError:
+            return False
         return all(
             n in containers and containers[n].status == "running" for n in self.nodes
         ) and bool(containers)
 
     def up(self) -> bool:
-        """Bring the stack up or reuse a running healthy one; True when it was reused."""
+        """Bring the stack up or reuse a running healthy one; True when it was reused.
+
+        Not locked itself: concurrent callers for one name go through
+        :func:`harness._lock.stack_lock`, as the CLI, ``e2e`` and the pytest fixture do.
+        """
+        engine.ensure_engine()
         existing = self._containers()
+        if not existing:
+            self._remove_orphans()
         if existing:
             variant = next(iter(existing.values())).labels.get(LABEL_VARIANT)
             if variant and variant != self.variant_name:
@@ -304,14 +354,46 @@ class Cluster:
                 )
             if self._try_reuse(existing):
                 return True
-            self._log(f"stack {self.name} exists but is not healthy; recreating it")
+            self._log(f"stack {self.name} exists but is not reusable; recreating it")
             self.down()
         self._create()
         return False
 
+    def _expected_image(self) -> str:
+        """The image a new stack would run: ``--image``/env, else the content-hashed tag."""
+        return self.image or image_tag(self._variant())
+
+    def _running_partitions(self) -> tuple[str, ...] | None:
+        """Slurm's own partition list (default first, as configured), for unlabelled stacks."""
+        try:
+            code, out = self.exec("controller", ["sinfo", "-h", "-o", "%P"])
+        except StackError:
+            return None
+        if code != 0:
+            return None
+        return tuple(line.strip().rstrip("*") for line in out.splitlines() if line.strip())
+
+    def _mismatch(self, existing: dict[str, Container]) -> str | None:
+        some = existing.get("controller") or next(iter(existing.values()))
+        labels = {str(k): str(v) for k, v in (some.labels or {}).items()}
+        running_image = str((some.attrs.get("Config") or {}).get("Image") or "") or None
+        running_partitions = None if LABEL_PARTITIONS in labels else self._running_partitions()
+        return reuse_mismatch(
+            labels,
+            image=self._expected_image(),
+            partitions=self.queues,
+            running_image=running_image,
+            running_partitions=running_partitions,
+        )
+
     def _try_reuse(self, existing: dict[str, Container]) -> bool:
         missing = [n for n in self.nodes if n not in existing]
         if missing:
+            return False
+        # Before waking anything up: a stack that is not the one asked for is removed anyway.
+        reason = self._mismatch(existing)
+        if reason is not None:
+            self._log(f"stack {self.name} cannot be reused: {reason}")
             return False
         for node in self.nodes:
             c = existing[node]
@@ -387,9 +469,45 @@ class Cluster:
         if code != 0:
             raise StackError(f"cannot authorise a new key on login: {out}", "login")
 
+    def _remove_orphans(self) -> None:
+        """Drop networks and volumes a crashed ``_create`` left without containers.
+
+        A second network of the same name makes Docker refuse to attach ("network is
+        ambiguous") and a stale config volume would seed old secrets, so a start begins clean.
+        """
+        import docker.errors
+
+        cli = self.docker
+        for network in cli.networks.list(filters=self._filters()):
+            self._log(f"stack {self.name}: removing leftover network {network.name}")
+            with contextlib.suppress(docker.errors.NotFound):
+                network.remove()
+        for volume in cli.volumes.list(filters=self._filters()):
+            self._log(f"stack {self.name}: removing leftover volume {volume.name}")
+            with contextlib.suppress(docker.errors.NotFound):
+                volume.remove(force=True)
+
     def _create(self) -> None:
+        """Start a new stack; on any failure remove what was made so the next start is clean.
+
+        Container logs are dumped first (``.intercede/<stack>/logs/``) for the post-mortem.
+        """
         t0 = time.monotonic()
         image = self.ensure_image()
+        try:
+            self._start(image)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                if self._containers():
+                    self._log(f"stack {self.name}: start failed, logs in {self.dump_logs()}")
+            with contextlib.suppress(Exception):
+                self.down()
+            raise
+        self._log(
+            f"stack {self.name} ready in {time.monotonic() - t0:.1f}s (ssh port {self.ssh_port})"
+        )
+
+    def _start(self, image: str) -> None:
         files = self._mint()
         cli = self.docker
         self._log(f"starting stack {self.name} ({self.variant_name}, image {image})")
@@ -431,6 +549,8 @@ class Cluster:
                         LABEL_ROLE: role,
                         LABEL_VARIANT: self.variant_name,
                         LABEL_WORKERS: str(self.spec.workers),
+                        LABEL_IMAGE: image,
+                        LABEL_PARTITIONS: ",".join(self.queues),
                     }
                 ),
                 environment={
@@ -449,9 +569,6 @@ class Cluster:
         self._port = None
         self._write_client_files()
         self.wait_ready()
-        self._log(
-            f"stack {self.name} ready in {time.monotonic() - t0:.1f}s (ssh port {self.ssh_port})"
-        )
 
     def _write_client_files(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)

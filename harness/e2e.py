@@ -10,19 +10,17 @@ check passed, 1 otherwise.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from harness.__main__ import Command
+from harness._lock import stack_lock
 from harness.scenarios import SCENARIOS, ScenarioContext, ScenarioResult
 from harness.scenarios._context import ClusterLike
 from harness.scenarios._result import Check
@@ -33,7 +31,6 @@ from intercede._cli.debug_ce import select_queues
 from intercede.errors import InterCEdeError
 
 __all__ = [
-    "COMMAND",
     "E2EReport",
     "configure",
     "debug_ce_result",
@@ -132,19 +129,6 @@ def render_summary(report: E2EReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-@contextlib.contextmanager
-def _stack_lock(state_root: Path, name: str) -> Iterator[None]:
-    """The lock the pytest plugin takes, so an e2e run and a test session never race up()."""
-    path = state_root / f"{name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def run_e2e(
     *,
     variant: str = "bookworm",
@@ -153,16 +137,17 @@ def run_e2e(
     scenarios: list[str] | None = None,
     timeout_s: float = 300.0,
     log: Callable[[str], None] | None = None,
+    image: str | None = None,
 ) -> E2EReport:
     """Cluster up (or reuse), spike on every partition, every scenario, teardown if ours."""
     from harness.cluster import Cluster, default_stack_name
-    from harness.config import REPO_ROOT
 
     say = log or (lambda text: print(text, file=sys.stderr, flush=True))
     started = time.monotonic()
-    cluster = Cluster(stack or default_stack_name(), variant=variant)
+    cluster = Cluster(stack or default_stack_name(), variant=variant, image=image)
     report = E2EReport(variant=variant, stack=cluster.name)
-    with _stack_lock(REPO_ROOT / ".intercede", cluster.name):
+    # The lock the pytest plugin takes, so an e2e run and a test session never race up().
+    with stack_lock(cluster.name):
         was_running = cluster.is_running()
         say(f"e2e: {'reusing' if was_running else 'starting'} stack {cluster.name} ({variant})")
         report.reused = cluster.up() or was_running
@@ -198,6 +183,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--name", default=None, help="stack name (default: $INTERCEDE_STACK)")
     parser.add_argument(
+        "--image",
+        default=None,
+        help="use this already-loaded stack image, skip the build "
+        "(default: $INTERCEDE_STACK_IMAGE)",
+    )
+    parser.add_argument(
         "--scenario",
         action="append",
         choices=sorted(SCENARIOS),
@@ -216,17 +207,10 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
         stack=args.name,
         scenarios=args.scenario,
         timeout_s=args.timeout,
+        image=args.image,
     )
     (out or sys.stdout).write(render_summary(report))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     return 0 if report.ok else 1
-
-
-COMMAND = Command(
-    name="e2e",
-    help="cluster up (or reuse), debug-CE spike on every partition, every DIRAC scenario",
-    configure=configure,
-    run=main,
-)

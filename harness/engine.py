@@ -6,6 +6,10 @@ This module hides that: :func:`client` finds an answering API (``DOCKER_HOST``, 
 socket, then the private socket this module starts), and :func:`ensure_engine` starts a private
 ``dockerd`` when nothing answers and we are allowed to (root on Debian). The private socket is
 found again by later, separate processes without any environment variable.
+
+Only commands that create something (``up``, ``e2e``, ``engine``) call :func:`ensure_engine`;
+read-only ones (``status``, ``logs``, ``down``, ``ssh``) use :func:`client`, which never
+installs or starts anything.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,11 +31,14 @@ from tenacity import (
     wait_fixed,
 )
 
+from harness._lock import flock
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import docker
 
 __all__ = [
     "DEFAULT_SOCKET",
+    "ENGINE_LOCK",
     "PRIVATE_RUN_DIR",
     "PRIVATE_SOCKET",
     "EngineError",
@@ -47,6 +55,10 @@ PRIVATE_SOCKET = f"unix://{PRIVATE_SOCKET_PATH}"
 # Own exec-root, pidfile and data-root so a private daemon never fights a system one.
 PRIVATE_RUN_DIR = Path("/run/intercede-docker")
 PRIVATE_DATA_ROOT = Path("/var/lib/intercede-docker")
+# Two harness processes finding no engine at once must not both install and start one.
+ENGINE_LOCK = Path("/run/intercede-docker.lock")
+# A package's postinst starts the system dockerd (systemd hosts); give it this long to answer.
+SYSTEM_ENGINE_GRACE_S = 20.0
 
 
 class EngineError(RuntimeError):
@@ -175,11 +187,36 @@ def _wait_private(deadline_s: float) -> docker.DockerClient:
     return cli
 
 
+def _has_systemd() -> bool:
+    return Path("/run/systemd/system").is_dir()
+
+
+def _wait_found(deadline_s: float) -> EngineInfo | None:
+    """Poll :func:`find_engine` until something answers or the deadline passes."""
+
+    @retry(
+        stop=stop_after_delay(deadline_s),
+        wait=wait_fixed(0.5),
+        retry=retry_if_result(lambda found: found is None),
+        retry_error_callback=lambda _state: None,
+    )
+    def attempt() -> EngineInfo | None:
+        return find_engine()
+
+    result: EngineInfo | None = attempt()
+    return result
+
+
+def _say(msg: str) -> None:
+    print(f"[harness] {msg}", file=sys.stderr, flush=True)
+
+
 def ensure_engine(deadline_s: float = 60.0) -> EngineInfo:
     """Make sure an engine answers, starting a private dockerd if we may.
 
     Only root on Debian may install and start one: elsewhere we say what to install rather
-    than guessing at a package manager.
+    than guessing at a package manager. Installing ``docker.io`` on a systemd host starts the
+    system daemon, so we look again after installing and start ours only if nothing answers.
     """
     found = find_engine()
     if found is not None:
@@ -194,8 +231,22 @@ def ensure_engine(deadline_s: float = 60.0) -> EngineInfo:
             "no container engine answers. Install and start Docker (Debian: `apt-get install "
             "docker.io`) or Podman (`podman system service` and set DOCKER_HOST), then retry."
         )
-    if shutil.which("dockerd") is None:
-        _install_docker()
+    with flock(ENGINE_LOCK):
+        # Whoever held the lock before us may have started an engine in the meantime.
+        found = find_engine()
+        if found is not None:
+            return found
+        if shutil.which("dockerd") is None:
+            _say("no container engine answers; installing docker.io")
+            _install_docker()
+            found = _wait_found(SYSTEM_ENGINE_GRACE_S) if _has_systemd() else find_engine()
+            if found is not None:
+                _say(f"the docker.io package started an engine: {found.host}")
+                return found
+        return _start_private(deadline_s)
+
+
+def _start_private(deadline_s: float) -> EngineInfo:
     log_path = _start_dockerd()
     try:
         cli = _wait_private(deadline_s)

@@ -124,6 +124,7 @@ def build_stack_image(
 ) -> str:
     log(f"building {tag} from {base}")
     lines: list[str] = []
+    raw: list[str] = []
     stream: Any = cli.api.build(
         path=str(STACK_DIR),
         tag=tag,
@@ -140,10 +141,16 @@ def build_stack_image(
         for chunk in stream:
             if "error" in chunk:
                 tail = "\n".join(lines[-40:])
+                stale = _stale_pins(cli, variant, base, "".join(raw), log)
+                if stale:
+                    raise ImageError(
+                        f"building {tag} failed: {stale}\n--- build log tail ---\n{tail}"
+                    )
                 raise ImageError(f"building {tag} failed: {chunk['error']}\n{tail}")
             text = str(chunk.get("stream", ""))
             if not text:
                 continue
+            raw.append(text)
             if sink:
                 sink.write(text)
             for line in text.splitlines():
@@ -156,6 +163,24 @@ def build_stack_image(
     if not image_exists(cli, tag):
         raise ImageError(f"build of {tag} finished without producing the image")
     return tag
+
+
+def _stale_pins(
+    cli: docker.DockerClient, variant: Variant, base: str, output: str, log: Log
+) -> str | None:
+    """A pin apt could not install, said plainly with the fix; None for any other failure."""
+    from harness.pins import available_versions, pin_message, pin_problems, unavailable_pins
+
+    missing = unavailable_pins(output)
+    if not missing:
+        return None
+    log(f"variant {variant.name}: pinned versions not installable; asking {base} what it offers")
+    try:
+        offered = available_versions(cli, base)
+    except Exception as exc:  # noqa: BLE001 - the pin message matters more than this probe
+        log(f"could not ask {base} for its versions: {type(exc).__name__}: {exc}")
+        offered = {}
+    return pin_message(variant, pin_problems(variant, missing, offered))
 
 
 def ensure_image(

@@ -11,12 +11,9 @@ Only the controller process tears the stack down, and only when this session sta
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,17 +64,6 @@ def _owner_file(name: str) -> Path:
     return _state_root() / f"{name}.session"
 
 
-@contextlib.contextmanager
-def _flock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: needs the real Slurm cluster started by the harness")
     if _is_controller(config):
@@ -106,11 +92,12 @@ def slurm_cluster() -> Cluster:
     """The shared stack (name from ``INTERCEDE_STACK``, variant from ``SLURM_VARIANT``)."""
     if _e2e_disabled():
         pytest.skip(f"{E2E_ENV}=0")
+    from harness._lock import stack_lock
     from harness.cluster import Cluster
 
     cluster = Cluster(_stack_name())
     session = os.environ.get(SESSION_ENV, "")
-    with _flock(_state_root() / f"{cluster.name}.lock"):
+    with stack_lock(cluster.name):
         was_running = cluster.is_running()
         cluster.up()
         owner = _owner_file(cluster.name)

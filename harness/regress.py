@@ -22,10 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.__main__ import Command
-
 __all__ = [
-    "COMMAND",
     "DEFAULT_VARIANTS",
     "RegressReport",
     "VariantRun",
@@ -196,15 +193,46 @@ def write_report(report: RegressReport, out_dir: Path) -> tuple[Path, Path]:
     return json_path, md_path
 
 
-def _e2e_runner(keep: bool) -> Runner:
-    def run(variant: str, stack: str, timeout_s: float) -> _E2E:
-        from harness.cluster import Cluster
+def _down(stack: str) -> None:
+    from harness.cluster import Cluster
+
+    Cluster(stack).down()
+
+
+def _e2e_runner(
+    keep: bool,
+    run_one: Runner | None = None,
+    teardown: Callable[[str], None] = _down,
+    log: Callable[[str], None] | None = None,
+) -> Runner:
+    """Run one variant and, unless ``keep``, leave no ``regress-<variant>`` stack behind.
+
+    Teardown happens whatever the run did: a cluster that failed to come up, or an e2e run
+    that raised, must not stay up beside the next variant's cluster on a two-core machine.
+    A leftover stack from an aborted night that ``run_e2e`` reused (and so did not remove)
+    is ours too.
+    """
+    say = log or (lambda text: print(text, file=sys.stderr, flush=True))
+
+    def e2e(variant: str, stack: str, timeout_s: float) -> _E2E:
         from harness.e2e import run_e2e
 
-        report = run_e2e(variant=variant, keep=keep, stack=stack, timeout_s=timeout_s)
+        return run_e2e(variant=variant, keep=keep, stack=stack, timeout_s=timeout_s)
+
+    inner = run_one or e2e
+
+    def run(variant: str, stack: str, timeout_s: float) -> _E2E:
+        try:
+            report = inner(variant, stack, timeout_s)
+        except BaseException:
+            if not keep:
+                try:
+                    teardown(stack)
+                except Exception as exc:  # noqa: BLE001 - the run's own error is the one to show
+                    say(f"regress: tearing down {stack} after a failed run failed too: {exc}")
+            raise
         if not keep and not report.torn_down:
-            # A leftover regress-<variant> stack from an aborted night was reused: it is ours.
-            Cluster(stack).down()
+            teardown(stack)
             report.torn_down = True
         return report
 
@@ -274,11 +302,3 @@ def main(args: argparse.Namespace) -> int:
     sys.stdout.write(render_markdown(report))
     print(f"\nreport: {md_path} and {json_path}")
     return 0 if report.ok else 1
-
-
-COMMAND = Command(
-    name="regress",
-    help="every scenario and the debug-CE spike on each Slurm variant; report under reports/",
-    configure=configure,
-    run=main,
-)

@@ -8,12 +8,36 @@ import sys
 
 import pytest
 
-from harness.__main__ import COMMANDS, Command, build_parser
+from harness.__main__ import COMMANDS, build_parser, main
+
+JUSTFILE_CALLS = [
+    ["e2e", "--variant", "trixie", "--keep"],
+    ["e2e", "--variant", "bookworm"],
+    ["regress", "--variants", "bookworm,trixie"],
+    ["up", "--variant", "trixie"],
+    ["down"],
+    ["logs"],
+    ["status"],
+    ["ssh"],
+    ["engine"],
+    ["pins"],
+]
 
 
-def test_core_subcommands_are_registered() -> None:
-    names = {c.name for c in COMMANDS}
-    assert {"engine", "up", "down", "status", "logs", "ssh"} <= names
+def test_every_command_is_in_the_one_table_and_loads() -> None:
+    names = [c.name for c in COMMANDS]
+    assert names == ["engine", "up", "down", "status", "logs", "ssh", "e2e", "regress", "pins"]
+    for cmd in COMMANDS:
+        configure, run = cmd.load()
+        assert callable(configure), cmd.name
+        assert callable(run), cmd.name
+
+
+@pytest.mark.parametrize("argv", JUSTFILE_CALLS, ids=lambda a: " ".join(a))
+def test_the_justfile_invocations_parse(argv: list[str]) -> None:
+    args = build_parser().parse_args(argv)
+    assert args.command == argv[0]
+    assert callable(args._run)
 
 
 def test_up_arguments() -> None:
@@ -21,28 +45,90 @@ def test_up_arguments() -> None:
         ["up", "--variant", "trixie", "--workers", "3", "--image", "img:1", "--name", "x"]
     )
     assert (args.variant, args.workers, args.image, args.name) == ("trixie", 3, "img:1", "x")
+    assert args.partitions == "main,second"
 
 
-def test_new_commands_plug_in_from_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    extra = Command("hello", "say hello", lambda p: None, lambda a: 0)
-    monkeypatch.setattr("harness.__main__.COMMANDS", [*COMMANDS, extra])
-    assert build_parser().parse_args(["hello"]).command == "hello"
+def test_e2e_takes_image_like_up() -> None:
+    args = build_parser().parse_args(["e2e", "--image", "intercede-slurm-stack:nix", "--keep"])
+    assert (args.image, args.keep) == ("intercede-slurm-stack:nix", True)
+    assert build_parser().parse_args(["e2e"]).image is None  # then INTERCEDE_STACK_IMAGE applies
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["up", "--workers", "0"], "--workers: must be at least 1, got 0"),
+        (["up", "--workers", "two"], "--workers: not a whole number: 'two'"),
+        (["down", "--name", "Bad Name"], "--name: stack name 'Bad Name'"),
+    ],
+)
+def test_bad_arguments_name_the_option(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def _child(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+
+
+def test_a_stack_command_imports_neither_e2e_nor_regress() -> None:
+    # Those modules made unimportable: parsing `down` must not touch them.
+    out = _child(
+        "import sys\n"
+        "for m in ('harness.e2e', 'harness.regress', 'harness.pins', 'intercede._cli'):\n"
+        "    sys.modules[m] = None\n"
+        "from harness.__main__ import build_parser\n"
+        "print(build_parser(only='down').parse_args(['down', '--name', 'x']).name)\n"
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "x"
+
+
+def test_help_lists_every_command_without_importing_them() -> None:
+    out = _child(
+        "import sys\n"
+        "for m in ('harness.e2e', 'harness.regress', 'harness.pins', 'harness._stack_cli'):\n"
+        "    sys.modules[m] = None\n"
+        "from harness.__main__ import main\n"
+        "main(['--help'])\n"
+    )
+    assert out.returncode == 0, out.stderr
+    for cmd in COMMANDS:
+        assert cmd.name in out.stdout
 
 
 def test_plugin_and_cli_import_without_docker() -> None:
     # A child interpreter where importing docker fails, as on a machine without the SDK.
-    code = (
+    out = _child(
         "import sys; sys.modules['docker'] = None\n"
         "import harness.pytest_plugin, harness.__main__, harness.config, harness.readiness\n"
+        "import harness._lock, harness.pins\n"
         "print('ok')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
 
 
 def test_every_harness_module_declares_all() -> None:
-    for name in ("cluster", "config", "engine", "faults", "image", "pytest_plugin", "readiness"):
+    for name in (
+        "__main__",
+        "_lock",
+        "_stack_cli",
+        "cluster",
+        "config",
+        "e2e",
+        "engine",
+        "faults",
+        "image",
+        "pins",
+        "pytest_plugin",
+        "readiness",
+        "regress",
+    ):
         module = importlib.import_module(f"harness.{name}")
         assert isinstance(module.__all__, list)
-        assert all(hasattr(module, item) for item in module.__all__)
+        assert all(hasattr(module, item) for item in module.__all__), name
