@@ -5,7 +5,9 @@ and writes ``intercede/sync/_generated.py``: a blocking twin of every protocol (
 parameters, defaults, return annotations and docstrings, plus a keyword-only ``timeout``) and
 one facade mixin per protocol whose methods dispatch onto the facade's event loop. Because the
 output is committed and ``--check`` compares it with a fresh generation, a protocol change
-cannot leave the facade behind silently.
+cannot leave the facade behind silently. The text is laid out by the project's pinned ``ruff``
+(import sorting, then ``ruff format``), run as ``python -m ruff`` in this interpreter: the dev
+extra that ``just lint`` needs anyway.
 
     python -m tools.gen_sync            # rewrite the committed file
     python -m tools.gen_sync --check    # exit 1 (with a diff) when it is stale
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +38,6 @@ _ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_INPUT = _ROOT / "src" / "intercede" / "protocols.py"
 DEFAULT_OUTPUT = _ROOT / "src" / "intercede" / "sync" / "_generated.py"
 
-_LINE = 100
 _TIMEOUT = "timeout: float | None = None"
 # Lifecycle protocols (``Async*``) turn into their sync spelling; they have no dispatching
 # mixin because the facade's runtime implements them itself (close the backend, stop the loop).
@@ -161,7 +163,7 @@ def _parse_method(owner: str, node: ast.AsyncFunctionDef, source: str, where: st
 
 
 def _text(node: ast.expr, source: str) -> str:
-    """The expression as written (quotes and all), so the output stays ruff-formatted."""
+    """The expression as written (quotes and all), rather than ``ast.unparse``'s spelling."""
     segment = ast.get_source_segment(source, node)
     return segment if segment is not None and "\n" not in segment else ast.unparse(node)
 
@@ -210,19 +212,8 @@ def _call_arguments(args: ast.arguments) -> list[str]:
     return out
 
 
-def _bracketed(indent: str, head: str, items: Sequence[str], tail: str) -> list[str]:
-    """Lay out ``head(items)tail`` the way ``ruff format`` does for flat argument lists."""
-    line = f"{indent}{head}{', '.join(items)}{tail}"
-    if len(line) <= _LINE:
-        return [line]
-    inner = f"{indent}    {', '.join(items)}"
-    if len(inner) <= _LINE:
-        return [f"{indent}{head}", inner, f"{indent}{tail}"]
-    return [f"{indent}{head}", *(f"{indent}    {item}," for item in items), f"{indent}{tail}"]
-
-
 def _def(name: str, params: Sequence[str], returns: str) -> list[str]:
-    return _bracketed("    ", f"def {name}(", ["self", *params], f") -> {returns}:")
+    return [f"    def {name}({', '.join(['self', *params])}) -> {returns}:"]
 
 
 def _twin(protocol: _Protocol, by_name: dict[str, _Protocol]) -> list[str]:
@@ -263,19 +254,12 @@ def _mixin(protocol: _Protocol, by_name: dict[str, _Protocol]) -> list[str]:
             lines.append(f"        {method.docstring}")
         lines.append(f"        backend = cast(_async.{protocol.name}, self._backend)")
         call = f"lambda: backend.{method.name}({', '.join(_call_arguments(method.args))})"
-        lines += _bracketed(
-            "        ", "return self._dispatch(", [f'"{method.name}"', call, "timeout"], ")"
-        )
+        lines.append(f'        return self._dispatch("{method.name}", {call}, timeout)')
     return lines
 
 
-def _sort_key(name: str) -> tuple[int, str]:
-    kind = 0 if name.isupper() and len(name) > 1 else 1 if name[:1].isupper() else 2
-    return kind, name
-
-
 def _imports(nodes: Iterable[ast.stmt]) -> list[str]:
-    """Re-emit the source's imports one package level deeper, isort-ordered as ruff wants."""
+    """Re-emit the source's imports one package level deeper (``ruff`` orders them)."""
     modules: dict[tuple[int, str], dict[str, str | None]] = {}
     plain: list[str] = []
     for node in nodes:
@@ -291,25 +275,44 @@ def _imports(nodes: Iterable[ast.stmt]) -> list[str]:
         modules.setdefault((0, module), {}).update(dict.fromkeys(extra))
     modules.setdefault((2, ""), {})["protocols"] = "_async"
     modules.setdefault((1, "_core"), {})["FacadeCore"] = None
-
-    def render(level: int, module: str, names: dict[str, str | None]) -> list[str]:
-        items = [f"{n} as {names[n]}" if names[n] else n for n in sorted(names, key=_sort_key)]
-        head = f"from {'.' * level}{module} import "
-        line = head + ", ".join(items)
-        if len(line) <= _LINE:
-            return [line]
-        return [head + "(", *(f"    {item}," for item in items), ")"]
-
-    stdlib = sorted((m for m in modules if m[0] == 0), key=lambda m: m[1])
-    local = sorted((m for m in modules if m[0] > 0), key=lambda m: (-m[0], m[1]))
-    lines = ["from __future__ import annotations", ""]
-    lines += sorted(plain)
-    for key in stdlib:
-        lines += render(*key, modules[key])
-    lines.append("")
-    for key in local:
-        lines += render(*key, modules[key])
+    lines = ["from __future__ import annotations", "", *plain]
+    for (level, module), names in modules.items():
+        items = [f"{n} as {a}" if a else n for n, a in names.items()]
+        lines.append(f"from {'.' * level}{module} import {', '.join(items)}")
     return lines
+
+
+def _ruff(text: str) -> str:
+    """Sort the imports and format the module with the project's pinned ``ruff``.
+
+    The generator lays nothing out itself, so its output is exactly what ``just lint`` wants
+    whatever the ruff version's style; the project's ``pyproject.toml`` supplies the settings
+    even when ``--output`` points outside the repository.
+    """
+    config = ["--config", str(_ROOT / "pyproject.toml"), "--stdin-filename", "_generated.py"]
+    steps = [
+        ["check", *config, "--select", "I", "--fix", "--exit-zero", "--quiet", "-"],
+        ["format", *config, "--quiet", "-"],
+    ]
+    for step in steps:
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "ruff", *step],
+                input=text,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise GenerationError(f"cannot run ruff {step[0]}: {exc}") from exc
+        if done.returncode != 0:
+            raise GenerationError(
+                f"ruff {step[0]} failed on the generated module (is the dev extra, with the "
+                f"pinned ruff, installed?): {done.stderr.strip()}"
+            )
+        text = done.stdout
+    return text
 
 
 _HEADER = '''\
@@ -350,7 +353,7 @@ def generate(source: str, where: str = "protocols.py") -> str:
         "# The type checker proves every mixin satisfies its twin.",
         *(f"_{p.twin}_proof: type[{p.twin}] = {p.mixin}" for p in dispatching),
     ]
-    return "\n".join(out) + "\n"
+    return _ruff("\n".join(out) + "\n")
 
 
 def check(input_path: Path, output_path: Path) -> str | None:

@@ -7,6 +7,7 @@ loop outlives the calls), and several threads sharing that facade and connection
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -191,6 +192,49 @@ def test_registry_entry_point_timeout_and_close(queue_config: Any) -> None:
     facade.close()
     with pytest.raises(intercede.BackendClosedError, match="is closed"):
         facade.counts()
+
+
+def test_close_during_a_submission_keeps_its_jobs(
+    queue_config: Any, async_and_facade: tuple[Any, intercede.sync.Facade], tmp_path: Path
+) -> None:
+    """close() while sbatch runs: the submitter gets its handles, nothing is orphaned."""
+    async_backend, facade = async_and_facade
+    entered = threading.Event()
+    real_submit = async_backend.submit
+
+    async def submit(spec: SubmissionSpec, copies: Any = 1) -> Any:
+        entered.set()
+        await asyncio.sleep(0)
+        return await real_submit(spec, copies)
+
+    async_backend.submit = submit
+    spec = SubmissionSpec(executable=executable(tmp_path, "sleeper.sh", SLEEPER))
+    outcome: list[Any] = []
+
+    def submitter() -> None:
+        try:
+            outcome.append(facade.submit(spec, 3, timeout=120))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=submitter)
+    thread.start()
+    assert entered.wait(30)
+    facade.close()  # lands while the submission (staging, sbatch) is under way
+    thread.join(60)
+    assert not thread.is_alive()
+    (submission,) = outcome
+    assert isinstance(submission, intercede.Submission), repr(submission)
+    assert submission.failures == {}
+    handles = [submission.handles[i] for i in range(3)]
+    config, credentials = queue_config
+    with intercede.sync.backend(config, credentials) as again:
+        statuses = again.get_status(handles, timeout=60)
+        assert set(statuses) == {h.id for h in handles}
+        assert JobStatus.UNKNOWN not in statuses.values(), statuses
+        assert isinstance(again, intercede.sync.Killable)
+        killed = again.kill(handles, timeout=60)
+        assert all(o.ok for o in killed.values()), killed
 
 
 def test_configuration_errors_name_the_field(slurm_cluster: Cluster) -> None:

@@ -28,6 +28,19 @@ class Suspendable(Protocol):
 '''
 
 
+# Longer than the line: the layout is ruff's job, whatever the protocol's names.
+LONG_PROTOCOL = '''
+
+@runtime_checkable
+class Inspectable(Protocol):
+    async def inspect_everything_about_these_jobs(
+        self, handles: Sequence[JobHandle], *, include_the_scheduler_log_too: bool = False
+    ) -> Mapping[JobID, Diagnostics | JobOutput | OpOutcome | LoadCounts | Submission | JobStatus]:
+        """Everything the resource knows about the jobs."""
+        ...
+'''
+
+
 def run_tool(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tools.gen_sync", *map(str, args)],
@@ -139,8 +152,9 @@ def test_generating_from_the_copy_gives_a_working_facade(tmp_path: Path) -> None
     assert ran.stdout.strip() == "ok", ran.stderr
 
 
-def test_the_generated_file_is_lint_clean(tmp_path: Path) -> None:
-    text = gen_sync.generate(gen_sync.DEFAULT_INPUT.read_text() + NEW_PROTOCOL)
+@pytest.mark.parametrize("addition", [NEW_PROTOCOL, LONG_PROTOCOL], ids=["short", "long"])
+def test_the_generated_file_is_lint_clean(tmp_path: Path, addition: str) -> None:
+    text = gen_sync.generate(gen_sync.DEFAULT_INPUT.read_text() + addition)
     ast.parse(text)
     target = tmp_path / "_generated.py"
     target.write_text(text)
@@ -217,3 +231,55 @@ def test_the_surface_test_fails_when_the_facade_is_left_behind(tmp_path: Path) -
     assert "FAILED" in ran.stdout
     assert "Killable-kill_all" in ran.stdout
     assert "intercede.sync.Killable has no kill_all" in ran.stdout
+
+
+def test_wraps_refusal_names_members_a_protocol_change_added(tmp_path: Path) -> None:
+    """``wrap()`` reads the backend's required members from the protocol, not from a list."""
+    package = tmp_path / "intercede"
+    shutil.copytree(
+        gen_sync.DEFAULT_INPUT.parent, package, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    protocols = package / "protocols.py"
+    anchor = "class StatusReporter(Protocol):\n"
+    method = (
+        'async def ping(self) -> bool:\n    """Answer whether the resource is up."""\n    ...\n\n'
+    )
+    source = protocols.read_text()
+    assert anchor in source
+    protocols.write_text(source.replace(anchor, anchor + textwrap.indent(method, "    ")))
+    output = package / "sync" / "_generated.py"
+    done = run_tool("--input", protocols, "--output", output)
+    assert done.returncode == 0, done.stderr
+    script = textwrap.dedent(
+        """
+        import intercede.sync
+
+        class Old:
+            async def __aenter__(self): return self
+            async def __aexit__(self, *exc): pass
+            async def submit(self, spec, copies=1): ...
+            async def get_status(self, handles): ...
+
+        try:
+            intercede.sync.wrap(Old())
+        except TypeError as exc:
+            print(exc)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    ran = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip().endswith("Old lacks aclose, ping"), ran.stdout
+
+
+def test_generation_without_ruff_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "executable", str(ROOT / "no-such-python"))
+    with pytest.raises(gen_sync.GenerationError, match="cannot run ruff check"):
+        gen_sync.generate(gen_sync.DEFAULT_INPUT.read_text())

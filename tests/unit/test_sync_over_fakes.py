@@ -27,6 +27,7 @@ from intercede import (
     Submission,
     SubmissionSpec,
 )
+from intercede.sync import _runtime
 
 SPEC = SubmissionSpec(executable="pilot.sh")
 OPTIONAL = ("get_output", "kill", "purge", "get_diagnostics", "counts")
@@ -340,7 +341,8 @@ def test_context_manager_closes(full: Full) -> None:
     assert full.acloses == 1
 
 
-def test_close_answers_calls_still_in_flight() -> None:
+def test_close_answers_calls_still_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_runtime, "CLOSE_GRACE_S", 0.2)  # the call outlives the grace
     backend = Full(delay=30.0)
     facade = intercede.sync.wrap(backend)
     outcome: list[BaseException] = []
@@ -384,7 +386,7 @@ def test_wrap_refuses_what_is_not_an_async_backend() -> None:
         async def get_status(self, handles: Sequence[JobHandle]) -> Mapping[JobID, JobStatus]:
             raise NotImplementedError
 
-    with pytest.raises(TypeError, match="NoClose lacks aclose, __aenter__, __aexit__"):
+    with pytest.raises(TypeError, match=r"NoClose lacks __aenter__, __aexit__, aclose$"):
         intercede.sync.wrap(NoClose())  # type: ignore[arg-type]
     with (
         intercede.sync.wrap(Minimal()) as facade,

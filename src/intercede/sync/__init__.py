@@ -15,8 +15,9 @@ Use it, don't subclass it::
 Every method is the async protocol's, generated from ``intercede/protocols.py`` (same
 parameters, results and exceptions) plus a keyword-only ``timeout``. One facade runs one event
 loop in one daemon thread for its whole life, so connections are reused across calls; it is
-safe to share between threads. Calling it from a thread whose event loop is running raises
-``intercede.RunningLoopError``: await the async API there instead.
+safe to share between threads, but not across ``fork()`` (build a new one in the child).
+Calling it from a thread whose event loop is running raises ``intercede.RunningLoopError``:
+await the async API there instead.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Self, TypeVar
 
 from ..protocols import JobBackend
-from ._runtime import LoopThread
+from ._runtime import LoopThread, running_loop_library
 
 __all__ = ["FacadeCore"]
 
@@ -20,7 +20,16 @@ T = TypeVar("T")
 
 
 def _shutdown(runtime: LoopThread, backend: JobBackend) -> None:
-    runtime.close(backend.aclose)
+    """The finaliser: ``close()`` runs it too, but the garbage collector may run it anywhere.
+
+    Inside a running event loop (a facade dropped in async code, or collected on its own loop
+    thread) waiting up to the close grace plus ``aclose()`` would stall that loop, so the close
+    is handed to a short-lived daemon thread instead.
+    """
+    if runtime.on_loop_thread() or running_loop_library() is not None:
+        runtime.close_in_background(backend.aclose)
+    else:
+        runtime.close(backend.aclose)
 
 
 class FacadeCore:
@@ -39,14 +48,18 @@ class FacadeCore:
 
     @property
     def closed(self) -> bool:
-        """Whether ``close()`` was called (every further call raises ``BackendClosedError``)."""
+        """Whether ``close()`` was called, or the facade cannot run anymore (inherited by a
+        forked child, or its loop thread ended): every further call raises
+        ``BackendClosedError``."""
         return self._runtime.closed
 
     def close(self) -> None:
         """Close the async backend on its loop (``aclose()``), then stop the loop's thread.
 
-        Idempotent and thread-safe. Calls still running in other threads end with
-        ``BackendClosedError``.
+        Idempotent and thread-safe. New calls are refused at once; calls already running in
+        other threads get up to ``CLOSE_GRACE_S`` (10 s) to finish, so a submit in flight
+        returns its handles, and the ones still running then end with ``BackendClosedError``
+        before the backend's connection is closed.
         """
         self._runtime.refuse_running_loop("close")
         self._finalizer()

@@ -12,6 +12,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any, cast
 
+from typing_extensions import get_protocol_members
+
 from .. import registry
 from ..config import LocalBatchConfig, SSHBatchConfig
 from ..credentials import CredentialProvider
@@ -57,9 +59,13 @@ def _facade_class(async_backend: object) -> type[Facade]:
         return cls
 
 
+# Read from the protocol itself (typing.get_protocol_members from Python 3.13), so the error
+# message cannot drift from the contract.
+_BACKEND_MEMBERS = sorted(get_protocol_members(AsyncJobBackend))
+
+
 def _missing(candidate: object) -> list[str]:
-    members = ["submit", "get_status", "aclose", "__aenter__", "__aexit__"]
-    return [name for name in members if not callable(getattr(candidate, name, None))]
+    return [name for name in _BACKEND_MEMBERS if not callable(getattr(candidate, name, None))]
 
 
 def wrap(async_backend: AsyncJobBackend) -> Facade:

@@ -12,9 +12,13 @@ for it to unwind (docs/adr/0001-sync-facade-lifetime.md has the full reasoning).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import logging
+import os
 import sys
 import threading
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
@@ -26,10 +30,30 @@ T = TypeVar("T")
 
 #: How long a caller interrupted by Ctrl-C waits for its coroutine to finish unwinding.
 CANCEL_GRACE_S = 5.0
+#: How long ``close()`` lets calls already in flight finish before cancelling them. A submit
+#: that is running is allowed to complete so its handles reach the caller instead of leaving
+#: orphaned jobs on the resource; only then is the backend's connection closed.
+CLOSE_GRACE_S = 10.0
 #: How long ``close()`` gives the backend's ``aclose()`` before stopping the loop anyway.
 CLOSE_TIMEOUT_S = 30.0
+#: How often a waiting caller checks that the loop thread still exists. The answer normally
+#: arrives long before; this only bounds the wait when the thread is gone (a forked child).
+LIVENESS_SLICE_S = 1.0
 
 _names = itertools.count(1)
+_log = logging.getLogger("intercede.sync")
+# Every runtime whose thread may still run, so a forked child can mark them unusable.
+_live: weakref.WeakSet[LoopThread] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """The child has none of the parent's threads: no facade of the parent can answer there."""
+    for runtime in list(_live):
+        runtime._orphan()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def running_loop_library() -> str | None:
@@ -99,11 +123,13 @@ class LoopThread:
         self._jobs: set[_Job[Any]] = set()  # touched on the loop thread only
         self._lock = threading.Lock()
         self._closing = False
+        self._broken: str | None = None  # why the runtime is unusable without close()
         self._label = label
         self._thread = threading.Thread(
             target=self._main, name=f"intercede-sync-{next(_names)}", daemon=True
         )
         self._thread.start()
+        _live.add(self)
 
     @property
     def closed(self) -> bool:
@@ -112,6 +138,9 @@ class LoopThread:
     def relabel(self, label: str) -> None:
         """Name the backend in error messages once it is known (it is built on this loop)."""
         self._label = label
+
+    def on_loop_thread(self) -> bool:
+        return threading.current_thread() is self._thread
 
     def call(
         self, what: str, factory: Callable[[], Awaitable[T]], timeout: float | None = None
@@ -132,42 +161,97 @@ class LoopThread:
         with self._lock:
             if self._closing:
                 raise self._closed_error(what)
-            self._loop.call_soon_threadsafe(self._start, job)
+            try:
+                self._loop.call_soon_threadsafe(self._start, job)
+            except RuntimeError:  # the loop is closed: its thread ended without close()
+                raise self._closed_error(what) from None
         return self._wait(job)
 
     def close(self, final: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Refuse new calls, run ``final()`` (the backend's ``aclose``) on the loop, then stop
-        the loop and join its thread. Idempotent; calls still in flight get
-        ``BackendClosedError`` once the loop stops."""
-        with self._lock:
-            if self._closing:
-                first = False
-            else:
-                self._closing = first = True
-        if threading.current_thread() is self._thread:
-            # Only the garbage collector gets here (a finaliser run on the loop thread):
-            # waiting for ourselves would deadlock, so schedule the shutdown and leave.
+        """Refuse new calls, let calls in flight finish for up to ``CLOSE_GRACE_S`` and cancel
+        the rest (their callers get ``BackendClosedError``), run ``final()`` (the backend's
+        ``aclose``) on the loop, then stop the loop and join its thread.
+
+        Idempotent. Only the first call runs ``final()``; later calls wait for the thread to
+        end. On the loop thread itself (a finaliser run there) it cannot wait for itself, so it
+        closes in the background, as ``close_in_background`` does.
+        """
+        first = self._begin_close()
+        if self.on_loop_thread():
             if first:
-                self._loop.create_task(self._shutdown_from_inside(final))
+                self._spawn_closer(final)
             return
-        if not first:
-            self._thread.join()
-            return
-        try:
-            if final is not None:
-                job: _Job[None] = _Job("close", final, CLOSE_TIMEOUT_S)
-                self._loop.call_soon_threadsafe(self._start, job)
-                self._wait(job)
-        finally:
-            # Even when aclose() failed or timed out: the thread must not outlive close().
-            self._loop.call_soon_threadsafe(self._loop.stop)
+        if first:
+            self._finish_close(final)
+        elif self._broken is None:
             self._thread.join()
 
-    def _closed_error(self, what: str) -> BackendClosedError:
-        return BackendClosedError(
-            f"{what}: the sync facade over {self._label} is closed; build a new one with "
-            "intercede.sync.backend() or intercede.sync.wrap()"
+    def close_in_background(self, final: Callable[[], Awaitable[None]] | None = None) -> None:
+        """``close()`` without blocking the caller: for finalisers that run inside an event
+        loop (asyncio's or the facade's own), where waiting for ``aclose()`` would stall it."""
+        if self._begin_close():
+            self._spawn_closer(final)
+
+    def _begin_close(self) -> bool:
+        with self._lock:
+            first = not self._closing
+            self._closing = True
+        return first and self._broken is None
+
+    def _spawn_closer(self, final: Callable[[], Awaitable[None]] | None) -> None:
+        def run() -> None:
+            try:
+                self._finish_close(final)
+            except Exception as exc:  # noqa: BLE001 - nobody is left to raise it to
+                _log.warning(
+                    "closing the sync facade over %s in the background failed: %s: %s",
+                    self._label,
+                    type(exc).__name__,
+                    exc,
+                )
+
+        closer = threading.Thread(target=run, name=f"{self._thread.name}-close", daemon=True)
+        # At interpreter shutdown no thread can start; the loop's daemon thread dies with it.
+        with contextlib.suppress(RuntimeError):
+            closer.start()
+
+    def _finish_close(self, final: Callable[[], Awaitable[None]] | None) -> None:
+        try:
+            job: _Job[None] = _Job("close", lambda: self._close_on_loop(final), None)
+            self._loop.call_soon_threadsafe(self._start, job)
+            self._wait(job)
+        except RuntimeError:  # the loop is closed: its thread already ended
+            if self._thread.is_alive():
+                raise
+        finally:
+            # Even when aclose() failed or timed out: the thread must not outlive close().
+            with contextlib.suppress(RuntimeError):  # the loop is closed already
+                self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            _live.discard(self)
+
+    def _orphan(self) -> None:
+        """Called in a forked child: refuse every call, touch nothing the parent still uses."""
+        self._lock = threading.Lock()  # another parent thread may have held it at fork time
+        self._closing = True
+        self._broken = (
+            f"was created in process {os.getppid()} and does not survive fork; build a new one "
+            "in the child with intercede.sync.backend() or intercede.sync.wrap()"
         )
+
+    def _closed_error(self, what: str) -> BackendClosedError:
+        reason = self._broken or (
+            "is closed; build a new one with intercede.sync.backend() or intercede.sync.wrap()"
+        )
+        return BackendClosedError(f"{what}: the sync facade over {self._label} {reason}")
+
+    def _lost_thread(self) -> None:
+        with self._lock:
+            self._closing = True
+            self._broken = self._broken or (
+                "lost its loop thread (it ended without close()); build a new one with "
+                "intercede.sync.backend() or intercede.sync.wrap()"
+            )
 
     @staticmethod
     def refuse_running_loop(what: str) -> None:
@@ -181,7 +265,7 @@ class LoopThread:
 
     def _wait(self, job: _Job[T]) -> T:
         try:
-            job.done.acquire()
+            answered = self._answered(job)
         except BaseException:
             # Ctrl-C (or another async exception) while waiting: cancel the coroutine on the
             # loop and give it a moment to unwind, so the loop thread is never left stuck.
@@ -194,6 +278,9 @@ class LoopThread:
                 else:
                     job.done.acquire(timeout=CANCEL_GRACE_S)
             raise
+        if not answered:
+            self._lost_thread()
+            raise self._closed_error(job.what)
         if job.error is not None:
             error, job.error = job.error, None
             try:
@@ -201,6 +288,17 @@ class LoopThread:
             finally:
                 del error
         return job.value  # type: ignore[return-value]
+
+    def _answered(self, job: _Job[Any]) -> bool:
+        """Wait for the loop's answer; ``False`` if the loop thread is gone without giving it.
+
+        Waiting in slices rather than forever: a thread can vanish without answering (in a
+        forked child, or when a ``BaseException`` escapes the loop), and a caller must not hang.
+        """
+        while not job.done.acquire(timeout=LIVENESS_SLICE_S):
+            if not self._thread.is_alive():
+                return job.done.acquire(blocking=False)
+        return True
 
     # Everything below runs on the loop thread.
 
@@ -211,6 +309,14 @@ class LoopThread:
             self._loop.run_until_complete(self._drain())
             self._loop.run_until_complete(self._loop.shutdown_asyncgens())
             self._loop.run_until_complete(self._loop.shutdown_default_executor())
+        except BaseException:
+            # SystemExit (or KeyboardInterrupt) raised by code on the loop ends the thread:
+            # answer every caller now instead of leaving them to notice the thread is gone.
+            self._lost_thread()
+            for job in list(self._jobs):
+                job.error = self._closed_error(job.what)
+                self._finish(job)
+            raise
         finally:
             self._loop.close()
 
@@ -251,6 +357,38 @@ class LoopThread:
             job.finished = True
             job.done.release()
 
+    async def _close_on_loop(self, final: Callable[[], Awaitable[None]] | None) -> None:
+        """Quiesce, then close the backend: in-flight calls must not see its connection go.
+
+        New calls are already refused. Every call accepted before that has its task by now
+        (``call_soon_threadsafe`` runs callbacks in order), so waiting for those tasks covers
+        every caller.
+        """
+        current = asyncio.current_task()
+        running = {task for job in self._jobs if (task := job.task) and task is not current}
+        if running:
+            _, late = await asyncio.wait(running, timeout=CLOSE_GRACE_S)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=CANCEL_GRACE_S)
+        for job in [j for j in self._jobs if j.task is not current and j.task and j.task.done()]:
+            # Cancelled before its first step, so ``_run`` never answered it.
+            job.error = job.error or self._closed_error(job.what)
+            self._finish(job)
+        if final is None:
+            return
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S) as scope:
+                await final()
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            raise OperationTimeoutError(
+                f"close: the backend's aclose() did not finish within {CLOSE_TIMEOUT_S:g} s; "
+                "it was cancelled and the facade's loop stopped anyway"
+            ) from None
+
     async def _drain(self) -> None:
         """Cancel what is still running and answer every caller, even for a task that was
         cancelled before its first step (and so never ran ``_run``'s ``finally``)."""
@@ -261,10 +399,3 @@ class LoopThread:
         for job in list(self._jobs):
             job.error = job.error or self._closed_error(job.what)
             self._finish(job)
-
-    async def _shutdown_from_inside(self, final: Callable[[], Awaitable[None]] | None) -> None:
-        try:
-            if final is not None:
-                await final()
-        finally:
-            self._loop.stop()
