@@ -45,6 +45,7 @@
               anyio
               asyncssh
               tenacity
+              typing-extensions
             ];
             pythonImportsCheck = [ "intercede" ];
             meta = {
@@ -62,6 +63,7 @@
               anyio
               asyncssh
               tenacity
+              typing-extensions
               docker
               tomli-w
               pytest

