@@ -87,6 +87,8 @@ def _type_of(schema: Mapping[str, Any]) -> str:
     fmt = schema.get("format")
     if fmt == "file-path":
         kind = "path to an existing file"
+    elif fmt == "path":
+        kind = "path"
     bounds = [
         f"{op} {schema[key]}"
         for key, op in (

@@ -7,10 +7,10 @@ of DIRAC's CS ``ParametersDict`` keys; ``docs/migration/dirac.md`` maps them key
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, FilePath, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "BackendConfig",
@@ -20,9 +20,28 @@ __all__ = [
 ]
 
 # Attribute docstrings become JSON-schema descriptions, so the generated config reference
-# (docs/reference/config.md) and the code cannot disagree.
-_STRICT = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+# (docs/reference/config.md) and the code cannot disagree. Inputs stay out of validation errors:
+# a ``submit_extra`` or ``preamble`` copied from a CS may carry a token.
+_STRICT = ConfigDict(
+    frozen=True, extra="forbid", use_attribute_docstrings=True, hide_input_in_errors=True
+)
 _PLACEHOLDERS = ("{image}", "{command}")
+
+# sbatch options the backend sets itself, and why a second value breaks it. Long names match
+# by prefix too: sbatch (getopt_long) accepts any unambiguous abbreviation, ``--arr=0-3``.
+_RESERVED_LONG = {
+    "array": "the backend submits each chunk as its own --array",
+    "job-name": "counts() finds this backend's jobs by name; set job_name instead",
+    "output": "the backend places each job's log itself",
+    "error": "the backend places each job's stderr itself",
+    "export": "the backend builds the job environment; use SubmissionSpec.environment",
+    "parsable": "the backend already asks for it and parses the reply",
+    "chdir": "each job runs in its own directory under work_root",
+    "wrap": "the backend submits its own batch script",
+}
+_RESERVED_SHORT = {"a": "array", "J": "job-name", "o": "output", "e": "error", "D": "chdir"}
+_FLAG_SHORT = frozenset("hHOQsuvVW")
+"""sbatch's short options that take no argument, so a cluster like ``-vJx`` goes on."""
 
 
 class _BatchBase(BaseModel):
@@ -42,7 +61,10 @@ class _BatchBase(BaseModel):
     account: str | None = None
     """Slurm account (DIRAC ``Account``)."""
     submit_extra: tuple[str, ...] = ()
-    """Extra ``sbatch`` options, one argv item each (DIRAC ``SubmitOptions``)."""
+    """Extra ``sbatch`` options, one argv item each (DIRAC ``SubmitOptions``). Options the
+    backend sets itself are refused: ``--array``/``-a``, ``--job-name``/``-J``,
+    ``--output``/``-o``, ``--error``/``-e``, ``--export``, ``--parsable``, ``--chdir``/``-D``,
+    ``--wrap`` and a bare ``--``."""
     preamble: str = ""
     """Shell lines run in the batch script before the payload (DIRAC ``Preamble``)."""
     container_launcher: str | None = None
@@ -71,6 +93,15 @@ class _BatchBase(BaseModel):
             raise ValueError("must be an absolute path without '..'")
         return str(path)
 
+    @field_validator("submit_extra")
+    @classmethod
+    def _no_reserved_options(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            reason = _reserved_option(item)
+            if reason is not None:
+                raise ValueError(reason)
+        return value
+
     @field_validator("container_launcher")
     @classmethod
     def _has_placeholders(cls, value: str | None) -> str | None:
@@ -92,10 +123,13 @@ class SSHBatchConfig(_BatchBase):
     """Login node's SSH port (DIRAC ``SSHPort``)."""
     user: str
     """Account on the login node that submits the jobs (DIRAC ``SSHUser``)."""
-    known_hosts: FilePath
-    """OpenSSH known_hosts file; host-key verification is mandatory, there is no off switch."""
+    known_hosts: Path
+    """OpenSSH known_hosts file; host-key verification is mandatory, there is no off switch.
+    Checked when connecting (so a config validates on any host); in a TOML file a relative path
+    resolves against the file's directory."""
     jump_host: str | None = None
-    """``user@host:port`` of a bastion (DIRAC ``SSHTunnel``)."""
+    """``[user@]host[:port]`` of a bastion (DIRAC ``SSHTunnel``); an IPv6 address goes in
+    brackets, ``user@[2001:db8::1]:2222``. User defaults to ``user``, port to 22."""
     auth: Literal["key", "password"] = "key"
     """Which credential the provider must supply: ``SSHPrivateKey`` or ``SSHPassword``."""
     connect_timeout_s: Annotated[float, Field(gt=0)] = 15.0
@@ -104,6 +138,30 @@ class SSHBatchConfig(_BatchBase):
     """Seconds between SSH keepalives, so a dead peer is noticed between agent cycles."""
     reconnect_attempts: Annotated[int, Field(ge=1)] = 3
     """Connection attempts per operation before the whole operation fails."""
+
+    @field_validator("host", "user")
+    @classmethod
+    def _a_name(cls, value: str) -> str:
+        if not value or any(char.isspace() for char in value):
+            raise ValueError("must be a non-empty name without spaces")
+        if "@" in value:
+            raise ValueError("must not contain '@' (give user and host separately)")
+        return value
+
+    @field_validator("jump_host")
+    @classmethod
+    def _an_endpoint(cls, value: str | None) -> str | None:
+        if value is not None:
+            _parse_endpoint(value)
+        return value
+
+    @property
+    def jump_endpoint(self) -> tuple[str, str, int] | None:
+        """The bastion as ``(user, host, port)``, defaults filled in; ``None`` without one."""
+        if self.jump_host is None:
+            return None
+        user, host, port = _parse_endpoint(self.jump_host)
+        return user or self.user, host, port or 22
 
 
 class LocalBatchConfig(_BatchBase):
@@ -117,3 +175,59 @@ BatchConfig: TypeAlias = Annotated[
     SSHBatchConfig | LocalBatchConfig, Field(discriminator="transport")
 ]
 BackendConfig: TypeAlias = Annotated[BatchConfig, Field(discriminator="kind")]
+
+
+def _parse_endpoint(text: str) -> tuple[str | None, str, int | None]:
+    """``[user@]host[:port]``, IPv6 in brackets → ``(user, host, port)``, absent parts ``None``.
+
+    The one endpoint parser: validation uses it and the SSH transport reads ``jump_endpoint``, so
+    what validates is exactly what connects. Errors never echo ``text`` (it may hold a password).
+    """
+    if not text or any(char.isspace() for char in text):
+        raise ValueError("expected [user@]host[:port], without spaces")
+    user, at, hostport = text.rpartition("@")
+    if at and not user:
+        raise ValueError("expected a user name before '@'")
+    port_text: str | None
+    if hostport.startswith("["):
+        host, bracket, rest = hostport[1:].partition("]")
+        if not bracket or not host:
+            raise ValueError("expected an IPv6 address between '[' and ']'")
+        if rest and not rest.startswith(":"):
+            raise ValueError("expected ':port' after ']'")
+        port_text = rest[1:] if rest else None
+    else:
+        host, colon, port_text = hostport.partition(":")
+        if ":" in port_text:
+            raise ValueError("put an IPv6 address in brackets: [2001:db8::1]:22")
+        if not host:
+            raise ValueError("expected a host name")
+        if not colon:
+            port_text = None
+    port = None
+    if port_text is not None:
+        if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
+            raise ValueError("port must be a number from 1 to 65535")
+        port = int(port_text)
+    return user or None, host, port
+
+
+def _reserved_option(item: str) -> str | None:
+    """Why ``item`` may not be in ``submit_extra`` (naming the option, never its value)."""
+    if item == "--":
+        return "'--' ends sbatch's options: the backend's own would be taken as the script"
+    if item.startswith("--"):
+        name = item[2:].partition("=")[0]
+        for reserved, why in _RESERVED_LONG.items():
+            if name and reserved.startswith(name):
+                return f"'--{name}' (sbatch --{reserved}) is not allowed: {why}"
+        return None
+    if item.startswith("-") and len(item) > 1:
+        for letter in item[1:]:
+            if letter in _RESERVED_SHORT:
+                reserved = _RESERVED_SHORT[letter]
+                why = _RESERVED_LONG[reserved]
+                return f"'-{letter}' (sbatch --{reserved}) is not allowed: {why}"
+            if letter not in _FLAG_SHORT:
+                return None  # the rest of the item is this option's value
+    return None

@@ -1,14 +1,18 @@
 """Typed credentials and the provider protocol (IC-ADR-003).
 
-Secrets are pydantic secret types so they never show in a ``repr``, a log line or a validation
-error. Backends compute what they need (``CredentialRequirements``) from their configuration and
-pull from a ``CredentialProvider`` only when their set is missing or near expiry; the consumer
-owns the provider's lifetime.
+Secrets are pydantic secret types so they never show in a ``repr`` or a log line, and the models
+hide their input in validation errors. Backends compute what they need
+(``CredentialRequirements``) from their configuration and pull from a ``CredentialProvider``
+when their set is missing or near expiry, and once more when the resource rejects it; the
+consumer owns the provider's lifetime.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -17,7 +21,7 @@ from typing import Annotated, Literal, Protocol, Self, TypeAlias, TypeVar, runti
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from .errors import AuthenticationError
+from .errors import AuthenticationError, ConfigurationError
 
 __all__ = [
     "BearerToken",
@@ -33,7 +37,9 @@ __all__ = [
     "X509Proxy",
 ]
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
+# hide_input_in_errors: pydantic would otherwise print the rejected value (a PEM, a token) in
+# the ValidationError text, which ends up in logs.
+_FROZEN = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
 class _Expiring(BaseModel):
@@ -181,41 +187,94 @@ class StaticCredentials(_ProviderBase):
 
 
 class FileCredentials(_ProviderBase):
-    """Reads credentials from files each time it is asked, so a rotated key or a renewed
-    token file is picked up without restarting (the harness's generated config uses it)."""
+    """Reads credentials from files, so a rotated key or a renewed token is picked up without
+    restarting (the harness's generated config uses it).
+
+    Only the files of the kinds asked for are read. What it reads is given a short life
+    (``reread_after_s``, or a token's own JWT ``exp`` when sooner) so a backend holding it pulls
+    again and sees a renewed file; a backend also pulls again at once when the resource rejects
+    what it holds. With the default 600 s and a backend's default 300 s refresh margin, a
+    renewed file is read within about five minutes.
+    """
 
     def __init__(
         self,
         *,
         ssh_key_file: Path | None = None,
         ssh_key_passphrase_file: Path | None = None,
+        ssh_password_file: Path | None = None,
         token_file: Path | None = None,
         proxy_file: Path | None = None,
+        reread_after_s: float = 600.0,
     ) -> None:
+        if not reread_after_s > 0:
+            raise ConfigurationError(
+                f"must be positive, got {reread_after_s}", field="reread_after_s"
+            )
         self._ssh_key_file = ssh_key_file
         self._passphrase_file = ssh_key_passphrase_file
+        self._password_file = ssh_password_file
         self._token_file = token_file
         self._proxy_file = proxy_file
+        self._reread_after = dt.timedelta(seconds=reread_after_s)
 
     async def get(self, requirements: CredentialRequirements) -> CredentialSet:
+        wanted = set(requirements.kinds)
+        expires = dt.datetime.now(dt.UTC) + self._reread_after
         found: list[BearerToken | X509Proxy | SSHPrivateKey | SSHPassword] = []
         try:
-            if self._ssh_key_file is not None:
+            if "ssh_private_key" in wanted and self._ssh_key_file is not None:
                 passphrase = (
-                    SecretStr((await anyio.Path(self._passphrase_file).read_text()).strip())
+                    SecretStr(_one_line(await anyio.Path(self._passphrase_file).read_text()))
                     if self._passphrase_file is not None
                     else None
                 )
                 pem = await anyio.Path(self._ssh_key_file).read_text()
-                found.append(SSHPrivateKey(pem=SecretStr(pem), passphrase=passphrase))
-            if self._token_file is not None:
+                found.append(
+                    SSHPrivateKey(pem=SecretStr(pem), passphrase=passphrase, expires_at=expires)
+                )
+            if "ssh_password" in wanted and self._password_file is not None:
+                password = _one_line(await anyio.Path(self._password_file).read_text())
+                found.append(SSHPassword(value=SecretStr(password), expires_at=expires))
+            if "bearer_token" in wanted and self._token_file is not None:
                 token = (await anyio.Path(self._token_file).read_text()).strip()
-                found.append(BearerToken(value=SecretStr(token)))
-            if self._proxy_file is not None:
+                token_expiry = _jwt_expiry(token)
+                found.append(
+                    BearerToken(
+                        value=SecretStr(token),
+                        expires_at=min(expires, token_expiry) if token_expiry else expires,
+                    )
+                )
+            if "x509_proxy" in wanted and self._proxy_file is not None:
                 pem = await anyio.Path(self._proxy_file).read_text()
-                found.append(X509Proxy(pem=SecretStr(pem)))
+                found.append(X509Proxy(pem=SecretStr(pem), expires_at=expires))
         except OSError as exc:
             raise AuthenticationError(
                 f"cannot read credential file {exc.filename}: {exc.strerror}"
             ) from None
         return self._check(CredentialSet(found), requirements)
+
+
+def _one_line(text: str) -> str:
+    """A password or passphrase file ends with a newline; inner or trailing spaces are part of
+    the secret, so only the line ending goes."""
+    return text.rstrip("\r\n")
+
+
+def _jwt_expiry(token: str) -> dt.datetime | None:
+    """A JWT's ``exp`` claim, or ``None`` for an opaque token (or one we cannot decode)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+    except (binascii.Error, ValueError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        return None
+    try:
+        return dt.datetime.fromtimestamp(exp, dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return None

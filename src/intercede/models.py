@@ -49,6 +49,9 @@ HANDLE_MAX_LENGTH = 255
 """DIRAC (and DiracX) store pilot references in a 255-character column."""
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
+# pydantic echoes the offending input (``input_value=...``) in every validation error; a model
+# that may carry secret material must never do that, or a typo prints the secret in a log.
+_SECRET_BEARING = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 _NODES = re.compile(r"^[1-9][0-9]*(-[1-9][0-9]*)?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -167,10 +170,10 @@ class CopyVars(BaseModel):
     ``secrets`` holds credentials: each is staged as a file of mode 0600 in the copy's working
     directory and its path is exported as ``INTERCEDE_SECRET_<NAME>``; the value itself never
     appears in a job attribute, the job description, the submit command line or the job's
-    environment.
+    environment. Validation errors never echo the input, so a bad name cannot print a secret.
     """
 
-    model_config = _FROZEN
+    model_config = _SECRET_BEARING
 
     environment: Mapping[str, str] = Field(default_factory=dict)
     secrets: Mapping[str, SecretBytes] = Field(default_factory=dict)
@@ -291,7 +294,8 @@ class Submission(BaseModel):
     """What ``submit`` returns: ``handles[i]`` belongs to ``copies[i]``.
 
     Copies the backend refused are in ``failures`` (index → reason). Every copy index is in
-    exactly one of the two maps: nothing is dropped.
+    exactly one of the two maps, and no two handles share an ``id``: every later result map is
+    keyed by ``handle.id``, so a duplicate would silently collapse two jobs into one entry.
     """
 
     model_config = _FROZEN
@@ -307,11 +311,20 @@ class Submission(BaseModel):
         indices = set(self.handles) | set(self.failures)
         if indices != set(range(len(indices))):
             raise ValueError(f"copy indices {sorted(indices)} are not 0..n-1")
+        seen: dict[JobID, int] = {}
+        for index in sorted(self.handles):
+            job_id = self.handles[index].id
+            if job_id in seen:
+                raise ValueError(
+                    f"copies {seen[job_id]} and {index} have the same job id {job_id!r}"
+                )
+            seen[job_id] = index
         return self
 
     @property
     def count(self) -> int:
-        """How many copies were asked for."""
+        """How many copies this answer accounts for (submitted + refused); a backend answers
+        for every copy it was asked for, so this is also how many were asked for."""
         return len(self.handles) + len(self.failures)
 
 

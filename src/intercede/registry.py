@@ -34,7 +34,9 @@ _BUILDERS: Mapping[str, str] = {
     "batch": "intercede._batch.factory:build",
 }
 _ADAPTER: TypeAdapter[SSHBatchConfig | LocalBatchConfig] = TypeAdapter(BackendConfig)
-_TAGS = frozenset({"batch", "ssh", "local"})
+_TAG_DEPTH = 2
+"""pydantic's error locations start with the chosen union tags: ``("batch", "ssh", "port")``."""
+_TRANSPORTS = "ssh, local"
 
 
 def parse_config(
@@ -46,28 +48,37 @@ def parse_config(
     """
     if isinstance(data, SSHBatchConfig | LocalBatchConfig):
         return data
+    # ``kind`` defaults to "batch" like the model says (a discriminator cannot default itself,
+    # so fill it in); ``transport`` has no sensible default and stays required.
+    values = {"kind": "batch", **data}
     try:
-        return _ADAPTER.validate_python(dict(data))
+        return _ADAPTER.validate_python(values)
     except ValidationError as exc:
         raise _configuration_error(exc, where) from None
 
 
 def _configuration_error(exc: ValidationError, where: str) -> ConfigurationError:
-    first = exc.errors()[0]
+    errors = exc.errors(include_input=False, include_url=False)
+    first = errors[0]
     loc = [str(part) for part in first["loc"]]
-    # Drop the union tags pydantic puts in the location ("batch", "ssh"): users never wrote them.
-    while loc and loc[0] in _TAGS:
-        loc.pop(0)
-    if first["type"] in {"union_tag_invalid", "union_tag_not_found"}:
-        loc = [str(first.get("ctx", {}).get("discriminator", "kind")).strip("'")]
     message = first["msg"]
-    if first["type"] == "union_tag_invalid":
-        ctx = first["ctx"]
-        message = f"unknown value {ctx['tag']!r}; expected one of {ctx['expected_tags']}"
-    elif first["type"] == "extra_forbidden":
-        message = "unknown key"
+    if first["type"] in {"union_tag_invalid", "union_tag_not_found"}:
+        # The location holds only the tags chosen so far; the culprit is the discriminator.
+        loc = [str(first.get("ctx", {}).get("discriminator", "kind")).strip("'")]
+        if first["type"] == "union_tag_invalid":
+            ctx = first["ctx"]
+            message = f"unknown value {ctx['tag']!r}; expected one of {ctx['expected_tags']}"
+        elif loc == ["transport"]:
+            message = f"field required, one of {_TRANSPORTS}"
+        else:
+            message = "field required"
+    else:
+        # Strip the tags by position, never by name: a user's key may be called "ssh".
+        loc = loc[_TAG_DEPTH:]
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
     name = ".".join(part for part in [where, *loc] if part)
-    more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return ConfigurationError(message + more, field=name or None)
 
 
@@ -107,7 +118,14 @@ class ConfigFile:
 
     def credentials(self) -> FileCredentials:
         """A provider reading the files the ``[credentials]`` table names."""
-        return FileCredentials(**self.credential_files)
+        files = self.credential_files
+        return FileCredentials(
+            ssh_key_file=files.get("ssh_key_file"),
+            ssh_key_passphrase_file=files.get("ssh_key_passphrase_file"),
+            ssh_password_file=files.get("ssh_password_file"),
+            token_file=files.get("token_file"),
+            proxy_file=files.get("proxy_file"),
+        )
 
     def select(
         self, names: list[str] | None = None
@@ -126,12 +144,13 @@ class ConfigFile:
 
 
 _CREDENTIAL_KEYS = frozenset(
-    {"ssh_key_file", "ssh_key_passphrase_file", "token_file", "proxy_file"}
+    {"ssh_key_file", "ssh_key_passphrase_file", "ssh_password_file", "token_file", "proxy_file"}
 )
 
 
 def load_config(path: str | Path) -> ConfigFile:
-    """Read a queue file; relative credential paths resolve against the file's directory."""
+    """Read a queue file; relative credential and ``known_hosts`` paths resolve against the
+    file's directory, so a config directory can move as a whole."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
@@ -150,7 +169,10 @@ def load_config(path: str | Path) -> ConfigFile:
     for name, section in queues_data.items():
         if not isinstance(section, dict):
             raise ConfigurationError("must be a table", field=f"queues.{name}")
-        queues[name] = parse_config({**defaults, **section}, where=f"queues.{name}")
+        merged = {**defaults, **section}
+        if isinstance(merged.get("known_hosts"), str):
+            merged["known_hosts"] = _beside(path, merged["known_hosts"])
+        queues[name] = parse_config(merged, where=f"queues.{name}")
     files: dict[str, Path] = {}
     for key, value in _table(data, "credentials").items():
         if key not in _CREDENTIAL_KEYS:
@@ -158,8 +180,13 @@ def load_config(path: str | Path) -> ConfigFile:
                 f"unknown key; expected one of {sorted(_CREDENTIAL_KEYS)}",
                 field=f"credentials.{key}",
             )
-        files[key] = (path.parent / str(value)).resolve()
+        files[key] = _beside(path, str(value))
     return ConfigFile(path=path, queues=queues, credential_files=files)
+
+
+def _beside(config_file: Path, value: str) -> Path:
+    """``value`` as written, or relative to the config file's directory (never the cwd)."""
+    return (config_file.parent / Path(value).expanduser()).resolve()
 
 
 def _table(data: Mapping[str, Any], name: str) -> dict[str, Any]:

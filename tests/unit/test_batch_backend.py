@@ -8,19 +8,22 @@ subprocesses).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import pytest
 from pydantic import SecretStr
 
 from intercede import (
     AuthenticationError,
     BackendClosedError,
+    ConfigurationError,
     CredentialRequirements,
     CredentialSet,
     Diagnosable,
+    FileCredentials,
     JobBackend,
     JobHandle,
     JobStatus,
@@ -36,6 +39,7 @@ from intercede import (
     SubmissionSpec,
 )
 from intercede._batch.backend import BatchBackend
+from intercede._batch.factory import build
 from intercede._batch.local import LocalTransport
 from intercede._batch.slurm import SlurmScheduler
 from intercede._batch.transport import CommandResult
@@ -329,3 +333,228 @@ async def test_local_transport_runs_and_times_out() -> None:
         await transport.run(["/nonexistent/binary"])
     assert transport.round_trips == 3
     assert transport.connections_opened == 0
+
+
+# --- credentials renewal -----------------------------------------------------------------
+
+
+async def test_refresh_pulls_even_when_the_held_set_is_fresh(config: SSHBatchConfig) -> None:
+    provider = CountingProvider(_key(dt.timedelta(hours=2)))
+    backend = _backend(config, provider=provider)
+    await backend.credentials()
+    await backend.credentials()
+    assert provider.calls == 1
+    await backend.credentials(refresh=True)
+    assert provider.calls == 2
+
+
+class CountingFiles:
+    """A real ``FileCredentials`` that counts how often the backend pulls."""
+
+    def __init__(self, provider: FileCredentials) -> None:
+        self.calls = 0
+        self._provider = provider
+
+    async def get(self, requirements: CredentialRequirements) -> CredentialSet:
+        self.calls += 1
+        return await self._provider.get(requirements)
+
+    async def __aenter__(self) -> CountingFiles:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+async def test_file_credentials_are_read_again_once_stale(
+    config: SSHBatchConfig, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "id"
+    key_file.write_text("old key")
+    # Re-read interval inside the 300 s margin: every operation finds the set stale.
+    stale = CountingFiles(FileCredentials(ssh_key_file=key_file, reread_after_s=200))
+    backend = _backend(config, provider=stale)
+    await backend.counts()
+    key_file.write_text("rotated key")
+    await backend.counts()
+    assert stale.calls == 2
+    held = (await backend.credentials()).get(SSHPrivateKey)
+    assert held is not None
+    assert held.pem.get_secret_value() == "rotated key"
+    # Re-read interval beyond the margin: held between operations.
+    fresh = CountingFiles(FileCredentials(ssh_key_file=key_file, reread_after_s=3600))
+    backend = _backend(config, provider=fresh)
+    for _ in range(3):
+        await backend.counts()
+    assert fresh.calls == 1
+
+
+# --- the SSH transport against an in-process SSH server ----------------------------------
+
+
+class _Login:
+    """What the test server accepts, changeable while it runs (a rotation on the site)."""
+
+    def __init__(self) -> None:
+        self.keys: set[bytes] = set()
+        self.password: str | None = None
+        self.attempts = 0
+        self.connections: list[asyncssh.SSHServerConnection] = []
+        self.tunnels = 0
+
+
+class _Server(asyncssh.SSHServer):
+    def __init__(self, login: _Login) -> None:
+        self._login = login
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._login.connections.append(conn)
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        self._login.attempts += 1
+        return key.export_public_key() in self._login.keys
+
+    def password_auth_supported(self) -> bool:
+        return self._login.password is not None
+
+    def validate_password(self, username: str, password: str) -> bool:
+        self._login.attempts += 1
+        return password == self._login.password
+
+    def connection_requested(
+        self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
+    ) -> bool:
+        self._login.tunnels += 1
+        return True
+
+
+def _answer(process: asyncssh.SSHServerProcess[Any]) -> None:
+    process.stdout.write(f"ran {process.command}\n")
+    process.exit(0)
+
+
+@pytest.fixture
+async def ssh_server(tmp_path: Path) -> AsyncIterator[tuple[_Login, SSHBatchConfig]]:
+    login = _Login()
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    server = await asyncssh.create_server(
+        lambda: _Server(login),
+        "127.0.0.1",
+        0,
+        server_host_keys=[host_key],
+        process_factory=_answer,
+    )
+    port = server.sockets[0].getsockname()[1]
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {host_key.export_public_key().decode()}")
+    config = SSHBatchConfig(
+        transport="ssh",
+        host="127.0.0.1",
+        port=port,
+        user="submit",
+        known_hosts=known,
+        work_root="/home/submit/w",
+        connect_timeout_s=5,
+    )
+    try:
+        yield login, config
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def _keypair(tmp_path: Path, name: str) -> tuple[Path, bytes]:
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    path = tmp_path / name
+    path.write_bytes(key.export_private_key())
+    return path, key.export_public_key()
+
+
+async def test_a_rejected_login_pulls_once_more_and_retries(
+    ssh_server: tuple[_Login, SSHBatchConfig], tmp_path: Path
+) -> None:
+    login, config = ssh_server
+    old_file, old_public = _keypair(tmp_path, "old")
+    new_file, new_public = _keypair(tmp_path, "new")
+    key_file = tmp_path / "id"
+    key_file.write_bytes(old_file.read_bytes())
+    login.keys = {old_public}
+    provider = CountingFiles(FileCredentials(ssh_key_file=key_file, reread_after_s=3600))
+    async with build(config, provider) as backend:
+        transport = backend.transport
+        assert (await transport.run(["echo", "1"])).stdout == b"ran echo 1\n"
+        assert (provider.calls, transport.connections_opened) == (1, 1)
+        # The site rotates the key and drops our connection; the agent's held key is now stale.
+        key_file.write_bytes(new_file.read_bytes())
+        login.keys = {new_public}
+        for conn in login.connections:
+            conn.close()
+        assert (await transport.run(["echo", "2"])).stdout == b"ran echo 2\n"
+        assert provider.calls == 2  # exactly one extra pull
+        assert transport.connections_opened == 2
+
+
+async def test_a_login_rejected_twice_is_an_authentication_error(
+    ssh_server: tuple[_Login, SSHBatchConfig], tmp_path: Path
+) -> None:
+    login, config = ssh_server
+    key_file, _ = _keypair(tmp_path, "id")
+    _, other_public = _keypair(tmp_path, "other")
+    login.keys = {other_public}
+    provider = CountingFiles(FileCredentials(ssh_key_file=key_file, reread_after_s=3600))
+    async with build(config, provider) as backend:
+        with pytest.raises(AuthenticationError, match="rejected our credentials") as info:
+            await backend.transport.run(["true"])
+        assert "also with credentials pulled again" in str(info.value)
+        assert provider.calls == 2
+        assert backend.transport.connections_opened == 0
+
+
+async def test_password_from_a_file_logs_in(
+    ssh_server: tuple[_Login, SSHBatchConfig], tmp_path: Path
+) -> None:
+    login, config = ssh_server
+    login.password = "s3cret pass"
+    password_file = tmp_path / "password"
+    password_file.write_text("s3cret pass\n")
+    config = config.model_copy(update={"auth": "password"})
+    async with build(config, FileCredentials(ssh_password_file=password_file)) as backend:
+        assert (await backend.transport.run(["true"])).rc == 0
+
+
+async def test_the_jump_host_endpoint_is_used(
+    ssh_server: tuple[_Login, SSHBatchConfig], tmp_path: Path
+) -> None:
+    login, config = ssh_server
+    key_file, public = _keypair(tmp_path, "id")
+    login.keys = {public}
+    config = config.model_copy(update={"jump_host": f"hop@[127.0.0.1]:{config.port}"})
+    async with build(config, FileCredentials(ssh_key_file=key_file)) as backend:
+        assert (await backend.transport.run(["true"])).rc == 0
+    assert login.tunnels == 1  # reached through the bastion, not directly
+    assert len(login.connections) == 2
+
+
+@pytest.mark.parametrize("problem", ["missing", "directory"])
+async def test_known_hosts_is_checked_when_connecting(
+    ssh_server: tuple[_Login, SSHBatchConfig], tmp_path: Path, problem: str
+) -> None:
+    login, config = ssh_server
+    key_file, public = _keypair(tmp_path, "id")
+    login.keys = {public}
+    absent = tmp_path / "no_such_known_hosts"
+    if problem == "directory":
+        absent.mkdir()
+    config = config.model_copy(update={"known_hosts": absent})
+    async with build(config, FileCredentials(ssh_key_file=key_file)) as backend:
+        with pytest.raises(ConfigurationError) as info:
+            await backend.transport.run(["true"])
+    assert info.value.field == "known_hosts"
+    assert str(absent) in str(info.value)
+    assert login.connections == []  # refused before any connection

@@ -195,6 +195,21 @@ def test_copy_variable_names_must_be_identifiers(field: str) -> None:
     assert "BAD-NAME" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"secrets": {"bad-name": b"TOPSECRET-7f3a"}},
+        {"secrets": {"TOKEN": ["TOPSECRET-7f3a"]}},
+        {"secrets": {"TOKEN": b"x"}, "secret": {"TOKEN": "TOPSECRET-7f3a"}},
+    ],
+)
+def test_copy_vars_errors_never_echo_a_secret(data: dict[str, object]) -> None:
+    with pytest.raises(ValidationError) as info:
+        CopyVars.model_validate(data)
+    assert "TOPSECRET-7f3a" not in str(info.value)
+    assert "TOPSECRET-7f3a" not in repr(info.value)
+
+
 def test_spec_refuses_duplicate_input_names() -> None:
     with pytest.raises(ValidationError, match=r"inputs: duplicate names \['a'\]"):
         SubmissionSpec(
@@ -225,8 +240,16 @@ def test_spec_round_trips_through_json() -> None:
 
 
 def test_submission_accounts_for_every_copy() -> None:
-    sub = Submission(handles={0: HANDLE, 2: HANDLE}, failures={1: "refused"})
+    other = HANDLE.model_copy(update={"id": "4242_8"})
+    sub = Submission(handles={0: HANDLE, 2: other}, failures={1: "refused"})
     assert sub.count == 3
+
+
+def test_submission_refuses_two_copies_with_one_job_id() -> None:
+    # Every result map is keyed by handle.id: two copies sharing one would collapse into one.
+    twin = HANDLE.model_copy(update={"routing": "other/8"})
+    with pytest.raises(ValidationError, match=r"copies 0 and 2 have the same job id '4242_7'"):
+        Submission(handles={0: HANDLE, 2: twin}, failures={1: "refused"})
 
 
 @pytest.mark.parametrize(

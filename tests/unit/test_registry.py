@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 import intercede
 from intercede import (
@@ -75,7 +76,16 @@ def test_parsed_config_passes_through(ssh_config: dict[str, Any]) -> None:
         ({"work_root": "/a/../b"}, "work_root", "without '..'"),
         ({"container_launcher": "apptainer exec {image}"}, "container_launcher", "{command}"),
         ({"hostname": "x"}, "hostname", "unknown key"),
-        ({"known_hosts": "/nonexistent/known_hosts"}, "known_hosts", ""),
+        ({"transport": None}, "transport", "field required, one of ssh, local"),
+        ({"ssh": 1}, "ssh", "unknown key"),
+        ({"local": "x"}, "local", "unknown key"),
+        ({"batch": True}, "batch", "unknown key"),
+        ({"host": ""}, "host", "non-empty"),
+        ({"host": "  "}, "host", "non-empty"),
+        ({"host": "ce .example.org"}, "host", "without spaces"),
+        ({"host": "submit@ce.example.org"}, "host", "'@'"),
+        ({"user": ""}, "user", "non-empty"),
+        ({"user": "sub mit"}, "user", "without spaces"),
         ({"reconnect_attempts": 0}, "reconnect_attempts", ""),
         ({"scheduler": "pbs"}, "scheduler", ""),
     ],
@@ -92,11 +102,162 @@ def test_bad_config_names_the_field(
     assert message in str(info.value)
 
 
-def test_missing_kind_is_named(ssh_config: dict[str, Any]) -> None:
+def test_missing_kind_defaults_to_batch(ssh_config: dict[str, Any]) -> None:
     del ssh_config["kind"]
+    parsed = parse_config(ssh_config)
+    assert isinstance(parsed, SSHBatchConfig)
+    assert parsed.kind == "batch"
+    with pytest.raises(ConfigurationError) as info:  # a field error still names the field
+        parse_config({**ssh_config, "port": "x"})
+    assert info.value.field == "port"
+
+
+def test_known_hosts_is_not_read_at_validation(ssh_config: dict[str, Any]) -> None:
+    # The file lives on the host that connects, not necessarily on the one validating.
+    parsed = parse_config({**ssh_config, "known_hosts": "/nonexistent/known_hosts"})
+    assert isinstance(parsed, SSHBatchConfig)
+    assert parsed.known_hosts == Path("/nonexistent/known_hosts")
+
+
+@pytest.mark.parametrize(
+    ("jump_host", "endpoint"),
+    [
+        ("bastion.example.org", ("submit", "bastion.example.org", 22)),
+        ("hop@bastion.example.org", ("hop", "bastion.example.org", 22)),
+        ("hop@bastion.example.org:2222", ("hop", "bastion.example.org", 2222)),
+        ("bastion.example.org:2222", ("submit", "bastion.example.org", 2222)),
+        ("[::1]", ("submit", "::1", 22)),
+        ("[::1]:22", ("submit", "::1", 22)),
+        ("hop@[2001:db8::1]:2200", ("hop", "2001:db8::1", 2200)),
+        ("10.0.0.1:65535", ("submit", "10.0.0.1", 65535)),
+    ],
+)
+def test_jump_host_forms(
+    ssh_config: dict[str, Any], jump_host: str, endpoint: tuple[str, str, int]
+) -> None:
+    parsed = parse_config({**ssh_config, "jump_host": jump_host})
+    assert isinstance(parsed, SSHBatchConfig)
+    assert parsed.jump_endpoint == endpoint
+    assert parsed.jump_host == jump_host
+
+
+def test_no_jump_host_no_endpoint(ssh_config: dict[str, Any]) -> None:
+    parsed = parse_config(ssh_config)
+    assert isinstance(parsed, SSHBatchConfig)
+    assert parsed.jump_endpoint is None
+
+
+@pytest.mark.parametrize(
+    ("jump_host", "message"),
+    [
+        ("", "expected [user@]host[:port]"),
+        ("hop@", "expected a host name"),
+        ("@bastion", "user name before '@'"),
+        ("bastion:", "port must be"),
+        ("bastion:ssh", "port must be"),
+        ("bastion:0", "port must be"),
+        ("bastion:70000", "port must be"),
+        ("bastion:２２", "port must be"),
+        ("::1", "IPv6 address in brackets"),
+        ("hop@2001:db8::1:22", "IPv6 address in brackets"),
+        ("[::1", "between '[' and ']'"),
+        ("[]:22", "between '[' and ']'"),
+        ("[::1]22", "':port' after ']'"),
+        ("[::1]:", "port must be"),
+        ("ssh -W %h:%p gw", "without spaces"),
+    ],
+)
+def test_bad_jump_host_is_refused_at_validation(
+    ssh_config: dict[str, Any], jump_host: str, message: str
+) -> None:
     with pytest.raises(ConfigurationError) as info:
-        parse_config(ssh_config)
-    assert info.value.field == "kind"
+        parse_config({**ssh_config, "jump_host": jump_host})
+    assert info.value.field == "jump_host"
+    assert message in str(info.value)
+
+
+def test_jump_host_error_never_echoes_the_value(ssh_config: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        parse_config({**ssh_config, "jump_host": "hop:TOPSECRET-7f3a@bastion:x"})
+    assert info.value.field == "jump_host"
+    assert "TOPSECRET-7f3a" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "option"),
+    [
+        (["--array=0-3"], "--array"),
+        (["--array", "0-3"], "--array"),
+        (["--arr=0-3"], "--arr"),
+        (["-a", "0-3"], "-a"),
+        (["-a0-3"], "-a"),
+        (["--job-name=x"], "--job-name"),
+        (["-J", "x"], "-J"),
+        (["-vJx"], "-J"),
+        (["-o", "/tmp/out"], "-o"),
+        (["--output=/tmp/out"], "--output"),
+        (["-e", "/tmp/err"], "-e"),
+        (["--error=/tmp/err"], "--error"),
+        (["--export=NONE"], "--export"),
+        (["--parsable"], "--parsable"),
+        (["-D", "/tmp"], "-D"),
+        (["--chdir=/tmp"], "--chdir"),
+        (["--wrap=hostname"], "--wrap"),
+        (["--qos=short", "--"], "'--'"),
+    ],
+)
+def test_submit_extra_refuses_options_the_backend_sets(
+    ssh_config: dict[str, Any], extra: list[str], option: str
+) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        parse_config({**ssh_config, "submit_extra": extra})
+    assert info.value.field == "submit_extra"
+    assert f"{option}" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--qos=short", "--comment", "two words"],
+        ["--export-file=/etc/env"],  # not --export: a longer, different option
+        ["--exclusive", "-v", "-Q"],
+        ["-p", "main", "-A", "lhcb", "-t", "10"],
+        ["--partition", "main", "-N2"],
+    ],
+)
+def test_submit_extra_keeps_harmless_options(ssh_config: dict[str, Any], extra: list[str]) -> None:
+    parsed = parse_config({**ssh_config, "submit_extra": extra})
+    assert parsed.submit_extra == tuple(extra)
+
+
+def test_submit_extra_error_never_echoes_the_value(ssh_config: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        parse_config({**ssh_config, "submit_extra": ["--export=TOKEN=TOPSECRET-7f3a"]})
+    assert "--export" in str(info.value)
+    assert "TOPSECRET-7f3a" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"ssh_password": "TOPSECRET-7f3a"},
+        {"port": "TOPSECRET-7f3a"},
+        {"auth": "TOPSECRET-7f3a"},
+        {"submit_extra": "TOPSECRET-7f3a"},
+        {"preamble": ["TOPSECRET-7f3a"]},
+        {"host": "TOPSECRET-7f3a x"},
+    ],
+)
+def test_configuration_errors_never_echo_the_input(
+    ssh_config: dict[str, Any], change: dict[str, Any]
+) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        parse_config({**ssh_config, **change})
+    assert "TOPSECRET-7f3a" not in str(info.value)
+    assert info.value.field == next(iter(change))
+    with pytest.raises(ValidationError) as direct:
+        SSHBatchConfig.model_validate({**ssh_config, **change})
+    assert "TOPSECRET-7f3a" not in str(direct.value)
 
 
 def test_where_prefixes_the_field(ssh_config: dict[str, Any]) -> None:
@@ -215,3 +376,74 @@ def test_select_unknown_queue_names_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="no queue 'b'") as info:
         loaded.select(["b"])
     assert info.value.field == "queues"
+
+
+def test_load_config_resolves_known_hosts_beside_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_dir = tmp_path / "etc"
+    config_dir.mkdir()
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # a relative path must not resolve against the cwd
+    path = config_dir / "queues.toml"
+    path.write_text(
+        """
+[defaults]
+transport = "ssh"
+host = "ce.example.org"
+user = "submit"
+known_hosts = "ssh/known_hosts"
+work_root = "/home/submit/w"
+
+[queues.main]
+
+[queues.pinned]
+known_hosts = "/etc/ssh/ssh_known_hosts"
+"""
+    )
+    loaded = load_config(path)
+    main, pinned = loaded.queues["main"], loaded.queues["pinned"]
+    assert isinstance(main, SSHBatchConfig)
+    assert isinstance(pinned, SSHBatchConfig)
+    assert main.kind == "batch"  # defaulted
+    assert main.known_hosts == (config_dir / "ssh/known_hosts").resolve()
+    assert pinned.known_hosts == Path("/etc/ssh/ssh_known_hosts")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_every_credentials_key_reaches_the_provider(tmp_path: Path) -> None:
+    from intercede import CredentialRequirements, SSHPassword
+
+    (tmp_path / "secrets").mkdir()
+    keys = {
+        "ssh_key_file": "-----BEGIN OPENSSH PRIVATE KEY-----\n",
+        "ssh_key_passphrase_file": "phrase\n",
+        "ssh_password_file": "pw\n",
+        "token_file": "token\n",
+        "proxy_file": "-----BEGIN CERTIFICATE-----\n",
+    }
+    for name, text in keys.items():
+        (tmp_path / "secrets" / name).write_text(text)
+    table = "".join(f'{name} = "secrets/{name}"\n' for name in keys)
+    loaded = load_config(
+        _write(
+            tmp_path,
+            f"[credentials]\n{table}"
+            "[queues.a]\ntransport='ssh'\nhost='h'\nuser='u'\nknown_hosts='kh'\n"
+            "work_root='/w'\nauth='password'\n",
+        )
+    )
+    assert set(loaded.credential_files) == set(keys)
+    provider = loaded.credentials()
+    kinds = ("ssh_private_key", "ssh_password", "bearer_token", "x509_proxy")
+    found = await provider.get(CredentialRequirements(resource="u@h:22", kinds=kinds))
+    assert found.kinds() == set(kinds)
+    password = found.get(SSHPassword)
+    assert password is not None
+    assert password.value.get_secret_value() == "pw"

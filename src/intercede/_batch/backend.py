@@ -122,10 +122,11 @@ class BatchBackend:
                 f"{self.name} backend for {self._transport.resource} is closed"
             )
 
-    async def credentials(self) -> CredentialSet:
-        """The held set, pulled from the provider only when missing or near expiry."""
+    async def credentials(self, *, refresh: bool = False) -> CredentialSet:
+        """The held set, pulled from the provider when missing or near expiry, or when
+        ``refresh`` says the resource rejected it (a rotated key, a renewed token)."""
         margin = dt.timedelta(seconds=self._config.credential_refresh_margin_s)
-        if self._credentials is None or self._credentials.expires_within(margin):
+        if refresh or self._credentials is None or self._credentials.expires_within(margin):
             try:
                 fresh = await self._provider.get(self._requirements)
             except InterCEdeError:

@@ -25,8 +25,8 @@ def build(
     if isinstance(config, SSHBatchConfig):
         holder: list[BatchBackend] = []
 
-        async def current_credentials() -> CredentialSet:
-            return await holder[0].credentials()
+        async def current_credentials(*, refresh: bool = False) -> CredentialSet:
+            return await holder[0].credentials(refresh=refresh)
 
         transport = SSHTransport(config, current_credentials)
         backend = BatchBackend(transport, scheduler, config, credentials)

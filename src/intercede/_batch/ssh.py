@@ -4,15 +4,16 @@ DIRAC's SSH CE pays a new ``ssh`` process per call (DC-31); here one connection 
 call and every concurrent operation (each command is a channel on it). A connection found
 dropped before a command starts is re-opened with tenacity (``reconnect_attempts``); a command
 that may already have run is retried only if it is idempotent, so a lost ``sbatch`` reply never
-submits twice. Host keys are always verified against the configured ``known_hosts``.
+submits twice. Host keys are always verified against the configured ``known_hosts``. A login
+the resource rejects pulls the credentials once more and tries again, so a key or password
+rotated under a running agent costs one failed login, not an outage.
 """
 
 from __future__ import annotations
 
 import math
 import shlex
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import asyncssh
@@ -33,7 +34,7 @@ from ..errors import (
 )
 from .transport import CommandResult
 
-__all__ = ["SSHTransport"]
+__all__ = ["CredentialSource", "SSHTransport"]
 
 _MAX_CHANNELS = 8
 """OpenSSH's ``MaxSessions`` defaults to 10 per connection; stay under it."""
@@ -45,13 +46,23 @@ class _Dropped(Exception):
     """The connection failed where a retry cannot run anything twice."""
 
 
+class _Rejected(Exception):
+    """The resource refused the login: the credentials may have been rotated since pulled."""
+
+
+class CredentialSource(Protocol):
+    """The backend's held credentials; ``refresh=True`` pulls from the provider regardless."""
+
+    async def __call__(self, *, refresh: bool = False) -> CredentialSet: ...
+
+
 class SSHTransport:
     kind = "ssh"
 
     def __init__(
         self,
         config: SSHBatchConfig,
-        credentials: Callable[[], Awaitable[CredentialSet]],
+        credentials: CredentialSource,
     ) -> None:
         self._config = config
         self._credentials = credentials
@@ -60,9 +71,6 @@ class SSHTransport:
         self.round_trips = 0
         self._conn: Any = None
         self._jump: Any = None
-        self._jump_endpoint = (
-            _split_endpoint(config.jump_host, config.user) if config.jump_host else None
-        )
         self._connect_lock = anyio.Lock()
         self._channels = anyio.Semaphore(_MAX_CHANNELS)
 
@@ -73,27 +81,52 @@ class SSHTransport:
             if self._conn is not None and not self._conn.is_closed():
                 return self._conn
             await self._drop()
-            creds = await self._credentials()
+            await self._check_known_hosts()
             try:
-                with anyio.fail_after(self._config.connect_timeout_s * 2):
-                    if self._jump_endpoint is not None:
-                        user, host, port = self._jump_endpoint
-                        self._jump = await self._open(host, port, user, creds, tunnel=None)
-                    self._conn = await self._open(
-                        self._config.host,
-                        self._config.port,
-                        self._config.user,
-                        creds,
-                        tunnel=self._jump,
-                    )
-            except TimeoutError:
-                await self._drop()
-                raise OperationTimeoutError(
-                    f"connecting to {self.resource} took more than "
-                    f"{self._config.connect_timeout_s:g} s"
-                ) from None
+                await self._open_all(await self._credentials())
+            except _Rejected:
+                try:
+                    await self._open_all(await self._credentials(refresh=True))
+                except _Rejected as exc:
+                    raise AuthenticationError(
+                        f"{exc} (also with credentials pulled again)"
+                    ) from None
             self.connections_opened += 1
             return self._conn
+
+    async def _check_known_hosts(self) -> None:
+        """At connect time, not validation: a config is valid on a host that lacks the file."""
+        path = self._config.known_hosts
+        try:
+            async with await anyio.open_file(path, "rb"):
+                pass
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot read {path}: {exc.strerror or type(exc).__name__}", field="known_hosts"
+            ) from None
+
+    async def _open_all(self, creds: CredentialSet) -> None:
+        endpoint = self._config.jump_endpoint
+        try:
+            with anyio.fail_after(self._config.connect_timeout_s * 2):
+                if endpoint is not None:
+                    user, host, port = endpoint
+                    self._jump = await self._open(host, port, user, creds, tunnel=None)
+                self._conn = await self._open(
+                    self._config.host,
+                    self._config.port,
+                    self._config.user,
+                    creds,
+                    tunnel=self._jump,
+                )
+        except TimeoutError:
+            await self._drop()
+            raise OperationTimeoutError(
+                f"connecting to {self.resource} took more than {self._config.connect_timeout_s:g} s"
+            ) from None
+        except BaseException:
+            await self._drop()  # a jump connection must not outlive a failed login behind it
+            raise
 
     async def _open(
         self, host: str, port: int, user: str, creds: CredentialSet, *, tunnel: Any
@@ -109,7 +142,7 @@ class SSHTransport:
                     key.passphrase.get_secret_value() if key.passphrase else None,
                 )
             except (asyncssh.KeyImportError, ValueError):
-                raise AuthenticationError(
+                raise _Rejected(
                     f"the SSH private key for {self.resource} cannot be read "
                     "(wrong format or passphrase)"
                 ) from None
@@ -144,7 +177,7 @@ class SSHTransport:
                 f"{self._config.known_hosts}: {exc.reason}"
             ) from None
         except asyncssh.PermissionDenied:
-            raise AuthenticationError(f"{user}@{host}:{port} rejected our credentials") from None
+            raise _Rejected(f"{user}@{host}:{port} rejected our credentials") from None
         except TimeoutError:  # an OSError too: must not be retried as a refused connection
             raise OperationTimeoutError(
                 f"connecting to {host}:{port} took more than {self._config.connect_timeout_s:g} s"
@@ -229,12 +262,3 @@ class SSHTransport:
         async with self._connect_lock:
             if self._conn is conn:
                 await self._drop()
-
-
-def _split_endpoint(text: str, default_user: str) -> tuple[str, str, int]:
-    """``[user@]host[:port]`` → parts; a bad port is a configuration error naming the key."""
-    user, _, hostport = text.rpartition("@")
-    host, _, port = hostport.partition(":")
-    if not host or (port and not port.isdigit()):
-        raise ConfigurationError("expected [user@]host[:port]", field="jump_host")
-    return user or default_user, host, int(port or 22)
