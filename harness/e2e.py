@@ -3,7 +3,8 @@
 Brings the Slurm cluster up (or reuses a running one), runs the debug-CE spike against every
 partition and every DIRAC consumer scenario through the sync facade, prints a one-screen
 summary and tears the cluster down again, unless ``--keep``/``KEEP=1`` or the cluster was
-already running before (someone else's stack is never taken down). Exit status: 0 when every
+already running before (someone else's stack is never taken down). Start and teardown hold the
+stack's lock, and a start that fails partway is torn down as well. Exit status: 0 when every
 check passed, 1 otherwise.
 """
 
@@ -13,14 +14,14 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from harness._lock import stack_lock
+from harness._lock import stack_lock, stack_lock_path
 from harness.scenarios import SCENARIOS, ScenarioContext, ScenarioResult
 from harness.scenarios._context import ClusterLike
 from harness.scenarios._result import Check
@@ -129,6 +130,19 @@ def render_summary(report: E2EReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _owner_file(name: str) -> Path:
+    """The stack's owner marker: the same ``.intercede/<stack>.session`` file the pytest plugin
+    writes, so an e2e run and a test session agree on who started a stack."""
+    return stack_lock_path(name).with_suffix(".session")
+
+
+def _owns(owner: Path, session: str) -> bool:
+    try:
+        return owner.read_text().strip() == session
+    except OSError:
+        return False
+
+
 def run_e2e(
     *,
     variant: str = "bookworm",
@@ -139,32 +153,49 @@ def run_e2e(
     log: Callable[[str], None] | None = None,
     image: str | None = None,
 ) -> E2EReport:
-    """Cluster up (or reuse), spike on every partition, every scenario, teardown if ours."""
+    """Cluster up (or reuse), spike on every partition, every scenario, teardown if ours.
+
+    "Ours" means this run found no running stack, claimed it (the owner file, under the stack
+    lock, before ``up()``) and still holds the claim at the end: a start that failed partway
+    is removed too, and a stack someone else started or took over in the meantime never is.
+    """
     from harness.cluster import Cluster, default_stack_name
 
     say = log or (lambda text: print(text, file=sys.stderr, flush=True))
     started = time.monotonic()
     cluster = Cluster(stack or default_stack_name(), variant=variant, image=image)
     report = E2EReport(variant=variant, stack=cluster.name)
-    # The lock the pytest plugin takes, so an e2e run and a test session never race up().
-    with stack_lock(cluster.name):
-        was_running = cluster.is_running()
-        say(f"e2e: {'reusing' if was_running else 'starting'} stack {cluster.name} ({variant})")
-        report.reused = cluster.up() or was_running
-    report.cluster_s = time.monotonic() - started
+    session = f"e2e-{uuid.uuid4().hex}"
+    owner = _owner_file(cluster.name)
     try:
+        # The lock the pytest plugin takes, so an e2e run and a test session never race up().
+        with stack_lock(cluster.name):
+            was_running = cluster.is_running()
+            say(f"e2e: {'reusing' if was_running else 'starting'} stack {cluster.name} ({variant})")
+            if not was_running:
+                owner.parent.mkdir(parents=True, exist_ok=True)
+                owner.write_text(session)
+            reused = cluster.up()
+            report.reused = reused or was_running
+            if reused and not was_running and _owns(owner, session):
+                owner.unlink()  # stopped containers someone left: restarted, not created
+        report.cluster_s = time.monotonic() - started
         say(f"e2e: debug-CE spike on {', '.join(cluster.queues)}")
         report.results.append(_run_spike(cluster, timeout_s))
-        with tempfile.TemporaryDirectory(prefix="intercede-e2e-") as scratch:
-            ctx = ScenarioContext(cluster, local_root=Path(scratch), timeout_s=timeout_s)
+        with ScenarioContext(cluster, timeout_s=timeout_s) as ctx:  # removes its scratch
             for name in scenarios or list(SCENARIOS):
                 say(f"e2e: scenario {name}")
                 report.results.append(SCENARIOS[name](ctx))
     finally:
-        if not keep and not report.reused:
-            say(f"e2e: tearing down stack {cluster.name}")
-            cluster.down()
-            report.torn_down = True
+        with stack_lock(cluster.name):
+            if _owns(owner, session):
+                try:
+                    if not keep:
+                        say(f"e2e: tearing down stack {cluster.name}")
+                        cluster.down()
+                        report.torn_down = True
+                finally:
+                    owner.unlink(missing_ok=True)  # kept or gone: nobody's to remove now
         report.duration_s = time.monotonic() - started
     return report
 

@@ -1,5 +1,5 @@
 """DIRAC consumer scenarios: each replays one DIRAC agent's real sequence of CE calls
-(``docs``: DC-33..DC-37 in the consumer analysis) through interCEde's sync facade against the
+(DC-21 and DC-33..DC-37 in the consumer analysis) through interCEde's sync facade against the
 live Slurm cluster, and returns a :class:`ScenarioResult` (checks, messages, duration).
 
 Run them all with :func:`run_all`, one with ``SCENARIOS[name](ctx)``.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from . import push_job_agent, remote_runner, site_director, wms_utilities
+from . import pilot_manager, push_job_agent, remote_runner, site_director, wms_utilities
 from ._context import ClusterLike, MissingCapabilityError, ScenarioContext
 from ._result import Check, ScenarioFailed, ScenarioResult
 
@@ -29,6 +29,7 @@ SCENARIOS: Mapping[str, Callable[[ScenarioContext], ScenarioResult]] = {
     "push_job_agent": push_job_agent.run,
     "remote_runner": remote_runner.run,
     "wms_utilities": wms_utilities.run,
+    "pilot_manager": pilot_manager.run,
 }
 
 

@@ -1,12 +1,15 @@
-"""PushJobAgent's remote-execution round trip through the sync facade (DC-34).
+"""PushJobAgent's remote-execution round trip through the sync facade (DC-34, DC-10).
 
 The agent ships a whole job directory plus the wrapper's code and configuration as inputs,
-asks for everything back (``outputs=["/"]``, here ``OutputSpec(include_unlisted=True)``),
-fetches into the job directory, checks ``checksums.json`` (sha256 per file; a mismatch means
-reschedule), reads ``payloadResult.json`` (an ``S_OK``/``S_ERROR`` dict) and cleans the remote
-task (``cleanJob``, here ``purge``). It also checks what interCEde adds: fetching twice gives
-the same files, stdout never collides with a payload file called ``stdout``, and a fetch after
-the purge reports the loss for that job instead of dropping it.
+asks for everything back (``outputs=["/"]``, here ``OutputSpec(include_unlisted=True)``) and
+stores the task's ``TaskID`` (the bare reference) and ``Stamp``. It monitors by the bare
+reference, fetches with ``f"{ref}:::{stamp}"`` (the CE strips the stamp again), and finds the
+files in the job directory where the DIRAC-side adapter places them (from ``JobOutput.root``,
+streams as ``<stamp>.out``/``.err``). There it checks ``checksums.json`` (sha256 per file; a
+mismatch means reschedule), reads ``payloadResult.json`` (an ``S_OK``/``S_ERROR`` dict) and
+cleans the remote task (``cleanJob``, here ``purge``). It also checks what interCEde adds:
+fetching twice gives the same files, stdout never collides with a payload file called
+``stdout``, and a fetch after the purge reports the loss for that job instead of dropping it.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from intercede.models import (
 
 from ._context import ScenarioContext, missing
 from ._digests import tree_digests, verify_sha256_manifest
-from ._poll import poll_until
+from ._place import place_output
+from ._refs import handle_of, stamp_of, stamped_ref
 from ._result import Recorder, ScenarioResult, run_scenario
 from ._result import describe_submission as _describe
 
@@ -94,7 +98,7 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
 def _body(ctx: ScenarioContext, rec: Recorder) -> None:
     queue = ctx.queues[0]
     local = ctx.local_dir("push-job-agent")
-    job_dir = local / "1234"  # the DIRAC job id's directory
+    job_dir = local / "1234"  # the DIRAC job id's directory (jobIDPath)
     job_dir.mkdir()
     (job_dir / "job.json").write_text(json.dumps({"JobID": 1234, "Executable": "payload"}))
     (job_dir / "input.txt").write_text("hello from the job directory\n")
@@ -118,69 +122,82 @@ def _body(ctx: ScenarioContext, rec: Recorder) -> None:
         )
         if not rec.check("submit", 0 in submission.handles, _describe(submission)):
             return
-        # What the agent stores: TaskID (the ref) and Stamp.
-        task_id, stored_stamp = str(submission.handles[0]), stamp
-        handle = JobHandle.parse(task_id)
+        # What the agent stores in its task record: TaskID (the bare ref) and Stamp, strings
+        # only (a JSON round trip stands in for the database).
+        task = json.loads(json.dumps({"TaskID": str(submission.handles[0]), "Stamp": stamp}))
 
-        statuses, _ = poll_until(ce, [handle], timeout_s=ctx.timeout_s)
+        # Monitoring by the bare stored ref (DC-34: getJobStatus(bare refs)).
+        handle = JobHandle.parse(task["TaskID"])
+        statuses, _ = ctx.poll(ce, [handle])
         status = statuses.get(handle.id, JobStatus.UNKNOWN)
         rec.check("status", status is JobStatus.DONE, f"{handle.id} is {status.value}")
 
+        # Output retrieval by f"{ref}:::{stamp}", stripped back by the CE (DC-10, DC-16).
+        output_ref = stamped_ref(task["TaskID"], task["Stamp"])
+        target = handle_of(output_ref)
+        rec.check(
+            "stamped-ref",
+            target == submission.handles[0] and stamp_of(output_ref) == stamp,
+            f"{output_ref} strips back to {target.id} with stamp {stamp_of(output_ref)}",
+        )
+
         if not isinstance(ce, sync.OutputRetriever):
             raise missing(ce, "OutputRetriever", "return output")
-        first = ce.get_output([handle], job_dir, timeout=120).get(handle.id)
+        first = ce.get_output([target], local / "fetch-1", timeout=120).get(target.id)
         if not rec.check(
-            "fetch", isinstance(first, JobOutput), f"get_output into the job dir: {first}"
+            "fetch", isinstance(first, JobOutput), f"get_output({output_ref}): {first}"
         ):
             return
         assert isinstance(first, JobOutput)
-        out_dir = first.root  # where the payload's files landed; no guess at the layout
-        manifest_path = out_dir / "checksums.json"
+        fetched = tree_digests(first.root)
+        # Into jobIDPath as the adapter's getJobOutput(ref:::stamp, jobIDPath) leaves it:
+        # payload files by their relative paths, streams as <stamp>.out/.err beside them.
+        out_path, _err_path = place_output(first, job_dir, task["Stamp"])
+        manifest_path = job_dir / "checksums.json"
         manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-        problems = verify_sha256_manifest(manifest, out_dir)
-        nested = out_dir / "results" / "nested" / "deeper" / "deep.txt"
+        problems = verify_sha256_manifest(manifest, job_dir)
+        nested = job_dir / "results" / "nested" / "deeper" / "deep.txt"
         if not nested.is_file():
             problems.append("results/nested/deeper/deep.txt did not come back")
         rec.check(
             "checksums",
             not problems,
-            "; ".join(problems) or f"{len(manifest)} files match checksums.json (sha256)",
+            "; ".join(problems)
+            or f"{len(manifest)} files in {job_dir.name}/ match checksums.json (sha256)",
         )
-        why = check_payload_result(out_dir / "payloadResult.json", stored_stamp)
+        why = check_payload_result(job_dir / "payloadResult.json", task["Stamp"])
         rec.check("payloadResult", why is None, why or "S_OK with the job's stamp")
 
-        stdout_text = first.stdout.read_text() if first.stdout is not None else ""
-        payload_stdout = out_dir / "stdout"
+        stdout_text = out_path.read_text()
+        payload_stdout = job_dir / "stdout"
         rec.check(
             "streams-separate",
             "payload stdout line" in stdout_text
             and "happens to be called stdout" not in stdout_text
             and payload_stdout.is_file()
             and "happens to be called stdout" in payload_stdout.read_text(),
-            f"stdout stream {first.stdout}, payload file {payload_stdout}",
+            f"stdout stream {out_path.name}, payload file {payload_stdout.name}",
         )
 
-        again_dir = local / "second-fetch"
-        again_dir.mkdir()
-        second = ce.get_output([handle], again_dir, timeout=120).get(handle.id)
-        same = isinstance(second, JobOutput) and tree_digests(out_dir) == tree_digests(second.root)
+        second = ce.get_output([target], local / "fetch-2", timeout=120).get(target.id)
+        same = isinstance(second, JobOutput) and fetched == tree_digests(second.root)
         rec.check(
             "fetch-twice",
             same,
-            f"second fetch identical ({len(tree_digests(out_dir))} files)"
+            f"second fetch identical ({len(fetched)} files)"
             if same
             else f"second fetch differs or failed: {second}",
         )
 
         if not isinstance(ce, sync.Purgeable):
             raise missing(ce, "Purgeable", "purge (cleanJob)")
-        purged = ce.purge([handle], timeout=120).get(handle.id)
+        purged = ce.purge([target], timeout=120).get(target.id)
         rec.check("cleanJob", purged is not None and purged.ok, f"purge: {purged}")
 
-        after = ce.get_output([handle], local / "after-purge", timeout=120)
-        lost = after.get(handle.id)
+        after = ce.get_output([target], local / "after-purge", timeout=120)
+        lost = after.get(target.id)
         rec.check(
             "fetch-after-purge",
             isinstance(lost, OpOutcome) and not lost.ok and bool(lost.reason),
-            f"{handle.id}: {lost}",
+            f"{target.id}: {lost}",
         )

@@ -2,9 +2,11 @@
 
 The runner wraps a command in ``workloadExec.sh`` ending with ``md5sum * > md5Checksum.txt``,
 ships every file of the working directory, asks for everything back (``outputs=["/"]``),
-polls until final, fetches into the working directory, verifies each md5 line, deletes its
-bookkeeping files and maps the final status to a result code. DIRAC maps Done→0, Failed→-1
-and has no entry for Aborted (a ``KeyError``); here Aborted→-2 like DIRAC's "Killed".
+polls until final, fetches with ``f"{ref}:::{stamp}"`` into the working directory (payload
+files from ``JobOutput.root``, streams as ``<stamp>.out``/``.err``, as the DIRAC-side adapter
+places them), verifies each md5 line, deletes its bookkeeping files and maps the final
+status to a result code. DIRAC maps Done→0, Failed→-1 and has no entry for Aborted (a
+``KeyError``); here Aborted→-2 like DIRAC's "Killed".
 
 Three payloads run side by side: one that succeeds, one that exits non-zero (Failed, -1) and
 one killed while running (Aborted, -2).
@@ -12,7 +14,7 @@ one killed while running (Aborted, -2).
 
 from __future__ import annotations
 
-import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +30,10 @@ from intercede.models import (
     SubmissionSpec,
 )
 
-from ._context import ScenarioContext, missing
+from ._context import ScenarioContext, all_final, missing
 from ._digests import verify_md5_lines
-from ._poll import all_final, poll_until
+from ._place import place_output
+from ._refs import handle_of, stamped_ref
 from ._result import Recorder, ScenarioResult, run_scenario
 from ._result import describe_submission as _describe
 
@@ -45,7 +48,7 @@ __all__ = [
     "workload_script",
 ]
 
-DC_IDS = ("DC-35", "DC-16", "DC-18")
+DC_IDS = ("DC-35", "DC-10", "DC-16", "DC-18")
 EXECUTABLE = "workloadExec.sh"
 CHECKSUM_FILE = "md5Checksum.txt"
 RESULT_CODES = {JobStatus.DONE: 0, JobStatus.FAILED: -1, JobStatus.ABORTED: -2}
@@ -106,14 +109,16 @@ def _spec(task: _Task) -> SubmissionSpec:
 
 
 def _collect(task: _Task, output: JobOutput | object, status: JobStatus) -> RunnerResult:
-    """Bring outputs into the working directory, verify md5 lines, clean up, map the code."""
+    """Place outputs in the working directory, verify md5 lines, clean up, map the code."""
     result = RunnerResult(code=result_code(status))
     if not isinstance(output, JobOutput):
         result.problems.append(f"no output: {output}")
         return result
-    result.stdout = output.stdout.read_text() if output.stdout is not None else ""
-    result.stderr = output.stderr.read_text() if output.stderr is not None else ""
-    _bring_home(output, task.cwd)
+    # Where the adapter's getJobOutput(ref:::stamp, cwd) leaves them: payload files by their
+    # paths relative to JobOutput.root, streams as <stamp>.out/.err (DC-35 deletes those).
+    out_path, err_path = place_output(output, task.cwd, task.stamp)
+    result.stdout = out_path.read_text()
+    result.stderr = err_path.read_text()
     checksums = task.cwd / CHECKSUM_FILE
     if status is JobStatus.DONE:
         if checksums.is_file():
@@ -121,26 +126,9 @@ def _collect(task: _Task, output: JobOutput | object, status: JobStatus) -> Runn
         else:
             result.problems.append(f"{CHECKSUM_FILE} did not come back")
     # The runner's own cleanup: streams, checksum file and executable leave the directory.
-    for path in (output.stdout, output.stderr, output.log, checksums, task.cwd / EXECUTABLE):
-        if path is not None:
-            path.unlink(missing_ok=True)
+    for path in (out_path, err_path, checksums, task.cwd / EXECUTABLE):
+        path.unlink(missing_ok=True)
     return result
-
-
-def _bring_home(output: JobOutput, cwd: Path) -> None:
-    """Move the payload's files from ``output.root`` into ``cwd`` (relative paths kept), as
-    RemoteRunner expects them beside its inputs, then drop the emptied collection directory."""
-    root = output.root
-    if root.resolve() == cwd.resolve():
-        return
-    for source in output.files:
-        target = cwd / source.relative_to(root)
-        if target.is_dir():
-            shutil.rmtree(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        source.replace(target)
-    if root.is_relative_to(cwd) and root.is_dir():
-        shutil.rmtree(root)
 
 
 def run(ctx: ScenarioContext, *, clean_remote_job: bool = True) -> ScenarioResult:
@@ -182,11 +170,8 @@ def _body(ctx: ScenarioContext, rec: Recorder, clean_remote_job: bool) -> None:
         if not isinstance(ce, sync.Killable):
             raise missing(ce, "Killable", "kill")
         sleeper = handles["killed"]
-        seen, running = poll_until(
-            ce,
-            [sleeper],
-            lambda s: s.get(sleeper.id) is JobStatus.RUNNING or all_final(s),
-            timeout_s=ctx.timeout_s,
+        seen, running = ctx.poll(
+            ce, [sleeper], lambda s: s.get(sleeper.id) is JobStatus.RUNNING or all_final(s)
         )
         killed = ce.kill([sleeper], timeout=60).get(sleeper.id)
         rec.check(
@@ -195,7 +180,7 @@ def _body(ctx: ScenarioContext, rec: Recorder, clean_remote_job: bool) -> None:
             f"{sleeper.id} was {seen.get(sleeper.id)} when killed: {killed}",
         )
 
-        statuses, finished = poll_until(ce, list(handles.values()), timeout_s=ctx.timeout_s)
+        statuses, finished = ctx.poll(ce, list(handles.values()))
         rec.check(
             "final",
             finished,
@@ -208,8 +193,11 @@ def _body(ctx: ScenarioContext, rec: Recorder, clean_remote_job: bool) -> None:
         results: dict[str, RunnerResult] = {}
         for name, task in tasks.items():
             assert task.handle is not None
-            output = ce.get_output([task.handle], task.cwd, timeout=120).get(task.handle.id)
-            results[name] = _collect(task, output, statuses[task.handle.id])
+            # getJobOutput(f"{ref}:::{stamp}", cwd): the CE strips the stamp (DC-10).
+            target = handle_of(stamped_ref(str(task.handle), task.stamp))
+            with tempfile.TemporaryDirectory(dir=local, prefix="fetch-") as scratch:
+                output = ce.get_output([target], Path(scratch), timeout=120).get(target.id)
+                results[name] = _collect(task, output, statuses[target.id])
 
         ok = results["ok"]
         upper = tasks["ok"].cwd / "upper.txt"

@@ -25,7 +25,6 @@ from intercede.models import (
 )
 
 from ._context import ScenarioContext, missing
-from ._poll import poll_until
 from ._result import Recorder, ScenarioResult, run_scenario
 
 __all__ = [
@@ -219,7 +218,7 @@ def _body(ctx: ScenarioContext, rec: Recorder, per_queue: int) -> None:
             "; ".join(f"{JobHandle.parse(r).id}: {flat.get(r)}" for r in real_refs),
         )
         for queue, ce in facades.items():
-            statuses, _ = poll_until(ce, real[queue], timeout_s=ctx.timeout_s)
+            statuses, _ = ctx.poll(ce, real[queue])
             rec.check(
                 f"aborted-{queue}",
                 all(statuses.get(h.id) is JobStatus.ABORTED for h in real[queue]),

@@ -40,6 +40,10 @@ def test_debug_ce_passes_on_every_partition(slurm_cluster: Cluster) -> None:
         assert f"DIRAC_PILOT_STAMP={probe['stamp']}" in probe["stdout"]
         assert re.search(r"^hostname: worker\d+$", probe["stdout"], re.MULTILINE)
         assert probe["status"] == "Done"
+        # The scheduler log (DIRAC's getJobLog): the wrapper's own lines for this job.
+        job_id = probe["ref"].split("/")[3].split("?")[0]
+        assert re.search(rf"job {job_id}, started on worker\d+", probe["log"]), probe["log"]
+        assert "exit code 0" in probe["log"]
         assert sleeper["status"] == "Aborted"
     assert document["summary"][1] == "100% of the queues correctly submitted"
 
@@ -52,6 +56,7 @@ def test_debug_ce_text_output_with_copies_and_keep(slurm_cluster: Cluster) -> No
     assert "100% of the queues returned the stamped output" in done.stdout
     assert "purge: skipped on every queue" in done.stdout
     assert "[second] submitting 2 job(s)" in done.stdout  # plain progress: not a TTY
+    assert done.stdout.count("     scheduler log (tail):") == 2  # one per probe copy
     assert "\x1b[" not in done.stdout
 
 

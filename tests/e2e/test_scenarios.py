@@ -1,4 +1,4 @@
-"""The DIRAC consumer scenarios (DC-21, DC-33..DC-35) against the live Slurm cluster."""
+"""The DIRAC consumer scenarios (DC-21, DC-33..DC-36) against the live Slurm cluster."""
 
 from __future__ import annotations
 
@@ -20,14 +20,19 @@ EXPECTED_CHECKS = {
         "PilotStampDict",
         "slots-next-cycle",
         "secret-not-in-scheduler",
+        "every-ref-answered",
         "monitoring",
         "transitions",
+        "unknown-ageing",
+        "queue-paused",
         "pilot-reports",
+        "secret-not-in-job-env",
         "purge",
     },
     "push_job_agent": {
         "submit",
         "status",
+        "stamped-ref",
         "fetch",
         "checksums",
         "payloadResult",
@@ -57,6 +62,15 @@ EXPECTED_CHECKS = {
         "real-pilots-killed",
         "aborted-main",
         "aborted-second",
+    },
+    "pilot_manager": {
+        "submit",
+        "pilots-done",
+        "fresh-facade",
+        "pilot-output",
+        "unknown-pilot",
+        "workdir-removed",
+        "purge",
     },
 }
 

@@ -116,6 +116,13 @@ class _Minimal:
 class _Full(_Minimal):
     """Every optional capability the debug-CE probes for."""
 
+    def __init__(self, *, noise: int = 0, log: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.noise = noise
+        """Bytes of chatter the probe prints before its stamp."""
+        self.log = log
+        """The scheduler log's content (``None``: the resource keeps none)."""
+
     async def counts(self) -> LoadCounts:
         return LoadCounts(running=1, waiting=2)
 
@@ -127,14 +134,19 @@ class _Full(_Minimal):
         for handle in handles:
             stamp = self.jobs[handle.id]["stamp"] if self.echo_stamp else "no stamp"
             stdout = dest / f"{handle.id}.out"
-            stdout.write_text(f"hostname: worker1\nDIRAC_PILOT_STAMP={stamp}\n")
+            chatter = ("x" * 99 + "\n") * (self.noise // 100)
+            stdout.write_text(f"hostname: worker1\n{chatter}DIRAC_PILOT_STAMP={stamp}\n")
             stderr = dest / f"{handle.id}.err"
             stderr.write_text("")
+            log = None
+            if self.log is not None:
+                log = dest / f"{handle.id}.log"
+                log.write_text(self.log)
             (dest / handle.id).mkdir(exist_ok=True)
             made = dest / handle.id / "result.txt"
             made.write_text("x")
             out[handle.id] = JobOutput(
-                root=dest / handle.id, stdout=stdout, stderr=stderr, files=(made,)
+                root=dest / handle.id, stdout=stdout, stderr=stderr, log=log, files=(made,)
             )
         return out
 
@@ -166,6 +178,13 @@ def _run(argv: list[str], backends: Mapping[str, _Minimal]) -> tuple[int, str, s
     out, err = io.StringIO(), io.StringIO()
     code = debug_ce.main(argv, factory=factory, stdout=out, stderr=err)
     return code, out.getvalue(), err.getvalue()
+
+
+class _Crashing(_Full):
+    """A backend with a bug: its status call raises something that is no InterCEdeError."""
+
+    async def get_status(self, handles: Sequence[JobHandle]) -> Mapping[JobID, JobStatus]:
+        raise KeyError("squeue column 'ST' missing")
 
 
 def test_every_check_passes_on_a_working_ce(config_file: Path) -> None:
@@ -375,13 +394,18 @@ def test_progress_is_live_only_on_a_terminal() -> None:
 def test_wait_for_returns_last_answer_when_time_runs_out() -> None:
     naps: list[float] = []
     answers = iter([{"1": JobStatus.WAITING}] * 50)
+
+    def nap(seconds: float) -> None:
+        naps.append(seconds)
+        time.sleep(seconds)
+
     last, done = wait_for(
         lambda: next(answers),
         lambda s: all(x.is_final for x in s.values()),
         timeout_s=0.05,
         cap_s=0.01,
         first_s=0.01,
-        sleep=lambda s: (naps.append(s), time.sleep(s))[1],
+        sleep=nap,
     )
     assert not done
     assert last == {"1": JobStatus.WAITING}
@@ -400,3 +424,89 @@ def test_wait_for_does_not_retry_whole_resource_errors() -> None:
     with pytest.raises(ResourceUnavailableError):
         wait_for(poll, lambda s: True, timeout_s=5)
     assert calls == 1
+
+
+def test_an_unexpected_error_fails_that_queue_only_without_traceback(config_file: Path) -> None:
+    backends: dict[str, _Minimal] = {"main": _Full(), "second": _Crashing()}
+    code, out, err = _run([str(config_file)], backends)
+    assert code == 2
+    main_part = out.split("== second")[0]
+    assert "== main (" in main_part
+    assert "): OK in" in main_part
+    assert "error: unexpected KeyError: \"squeue column 'ST' missing\"" in out
+    assert "status  failed   unexpected KeyError" in out
+    assert "output  failed   not reached: status failed" in out
+    assert "100% of the queues reported their load" in out  # load ran before the crash
+    assert "50% of the queues ran their jobs to Done; issues with 1 queue(s): second" in out
+    assert "queue second: unexpected KeyError" in err
+    assert "rerun with --debug" in err
+    assert "Traceback" not in out + err
+    assert backends["second"].closed  # the facade is still closed after the crash
+    assert len(backends["main"].purged) == 2  # the healthy queue ran to its end
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_debug_shows_the_traceback_on_stderr(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    argv = [str(config_file), "--queue", "second", "--json"]
+    if how == "flag":
+        argv.append("--debug")
+    else:
+        monkeypatch.setenv(debug_ce.DEBUG_ENV, "1")
+    code, out, err = _run(argv, {"second": _Crashing()})
+    assert code == 2
+    assert json.loads(out)["queues"][0]["error"].startswith("unexpected KeyError")
+    assert "Traceback (most recent call last)" in err
+    assert "in get_status" in err
+    assert "rerun with --debug" not in err
+
+
+def test_a_factory_crash_is_reported_per_queue(config_file: Path) -> None:
+    def factory(config: Any, credentials: Any) -> sync.JobBackend:
+        if config.queue == "second":
+            raise TypeError("bad backend plugin")
+        return sync.wrap(_Full())
+
+    out, err = io.StringIO(), io.StringIO()
+    code = debug_ce.main([str(config_file), "--json"], factory=factory, stdout=out, stderr=err)
+    document = json.loads(out.getvalue())
+    assert code == 2
+    main, second = document["queues"]
+    assert main["ok"] is True
+    assert second["error"] == "unexpected TypeError: bad backend plugin"
+    assert second["checks"]["load"]["state"] == "failed"
+
+
+def test_the_scheduler_log_tail_is_shown(config_file: Path) -> None:
+    lines = [f"log line {i:05d}" for i in range(1000)]  # ~16 KiB: only the end is shown
+    backend = _Full(log="\n".join(lines) + "\n")
+    code, out, _ = _run([str(config_file), "--queue", "main"], {"main": backend})
+    assert code == 0
+    assert "     scheduler log (tail):" in out
+    assert "      | log line 00999" in out
+    assert "log line 00000" not in out
+    assert "earlier bytes]" in out
+    code, out, _ = _run([str(config_file), "--queue", "main", "--json"], {"main": _Full()})
+    assert json.loads(out)["queues"][0]["jobs"][0]["log"] is None  # no log kept: none shown
+
+
+def test_the_stamp_is_found_past_the_shown_head_but_not_past_the_bound(
+    config_file: Path,
+) -> None:
+    code, out, _ = _run(
+        [str(config_file), "--queue", "main", "--json"], {"main": _Full(noise=20_000)}
+    )
+    document = json.loads(out)
+    probe = document["queues"][0]["jobs"][0]
+    assert code == 0
+    assert probe["stamp"] not in probe["stdout"]  # not among the bytes shown...
+    assert "more bytes]" in probe["stdout"]
+    assert document["queues"][0]["checks"]["output"]["state"] == "passed"  # ...but found
+    code, out, _ = _run(
+        [str(config_file), "--queue", "main", "--json"], {"main": _Full(noise=1_100_000)}
+    )
+    output = json.loads(out)["queues"][0]["checks"]["output"]
+    assert code == 1
+    assert output["state"] == "failed"
+    assert "searched the first 1024 KiB" in output["message"]

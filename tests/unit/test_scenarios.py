@@ -8,23 +8,32 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.e2e import E2EReport, debug_ce_result, render_summary
-from harness.scenarios import ScenarioFailed, ScenarioResult
+from harness.scenarios import SCENARIOS, ScenarioContext, ScenarioFailed, ScenarioResult
+from harness.scenarios._context import History, record_history
 from harness.scenarios._digests import tree_digests, verify_md5_lines, verify_sha256_manifest
+from harness.scenarios._place import place_output
+from harness.scenarios._refs import handle_of, stamp_of, stamped_ref
 from harness.scenarios._result import Check, run_scenario
+from harness.scenarios.pilot_manager import get_pilot_output
 from harness.scenarios.push_job_agent import build_inputs, check_payload_result
 from harness.scenarios.remote_runner import result_code, workload_script
 from harness.scenarios.site_director import (
+    FailedQueues,
+    MonitorPolicy,
     available_slots,
     check_progression,
+    monitor_queue,
     parse_pilot_report,
+    update_statuses,
 )
+from harness.scenarios.site_director import PilotRecord as DirectorRow
 from harness.scenarios.wms_utilities import (
     PilotRecord,
     group_pilots,
@@ -38,6 +47,7 @@ from intercede.models import (
     CopyVars,
     JobHandle,
     JobID,
+    JobOutput,
     JobStatus,
     OpOutcome,
     Submission,
@@ -312,6 +322,11 @@ def test_build_inputs_takes_every_job_file_plus_wrapper(tmp_path: Path) -> None:
 # --- results and the e2e summary ------------------------------------------------------------
 
 
+def _raise(exc: Exception) -> None:
+    """Raise where the checker must not conclude the code after the call is unreachable."""
+    raise exc
+
+
 def test_run_scenario_keeps_checks_and_turns_a_crash_into_an_error() -> None:
     def body(rec: object) -> None:
         from harness.scenarios._result import Recorder
@@ -319,7 +334,7 @@ def test_run_scenario_keeps_checks_and_turns_a_crash_into_an_error() -> None:
         assert isinstance(rec, Recorder)
         rec.passed("first", "fine")
         with rec.step("second"):
-            raise KeyError("oops")
+            _raise(KeyError("oops"))
         rec.check("third", True, "went on after the failed step")
         raise RuntimeError("cluster vanished")
 
@@ -369,13 +384,33 @@ def test_render_summary_fits_one_screen_and_lists_failures() -> None:
     assert json.loads(json.dumps(report.to_dict()))["scenarios"][1]["ok"] is False
 
 
+def _locked(name: str) -> bool:
+    """Whether someone holds stack ``name``'s lock (flock conflicts between open files even
+    within one process)."""
+    import fcntl
+
+    from harness._lock import stack_lock_path
+
+    path = stack_lock_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
 class _FakeCluster:
     """Stands in for harness.cluster.Cluster: records lifecycle calls, runs nothing."""
 
     instances: ClassVar[list[_FakeCluster]] = []
     running_before = False
+    up_error: ClassVar[Exception | None] = None
+    on_up: ClassVar[Any] = None
 
-    def __init__(self, name: str, *, variant: str) -> None:
+    def __init__(self, name: str, *, variant: str, image: str | None = None) -> None:
         self.name = name
         self.variant = variant
         self.calls: list[str] = []
@@ -387,11 +422,16 @@ class _FakeCluster:
         return self.running_before
 
     def up(self) -> bool:
-        self.calls.append("up")
+        self.calls.append("up" + (" (locked)" if _locked(self.name) else ""))
+        hook = type(self).on_up  # through the class: a plain function, not a bound method
+        if hook is not None:
+            hook(self)
+        if self.up_error is not None:
+            raise self.up_error
         return self.running_before
 
     def down(self) -> None:
-        self.calls.append("down")
+        self.calls.append("down" + (" (locked)" if _locked(self.name) else ""))
 
 
 @pytest.fixture
@@ -401,6 +441,9 @@ def fake_e2e(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> type[_FakeClust
     import harness.e2e
 
     _FakeCluster.instances = []
+    monkeypatch.setattr(_FakeCluster, "running_before", False)
+    monkeypatch.setattr(_FakeCluster, "up_error", None)
+    monkeypatch.setattr(_FakeCluster, "on_up", None)
     monkeypatch.setattr(harness.cluster, "Cluster", _FakeCluster)
     monkeypatch.setattr(harness.config, "REPO_ROOT", tmp_path)
     ok = ScenarioResult("spike", ("DC-37",), [Check("x", True, "ok")])
@@ -425,11 +468,48 @@ def test_run_e2e_tears_down_only_a_stack_it_started(
     fake_e2e.running_before = running_before
     report = run_e2e(stack="s", keep=keep, log=lambda _: None)
     (cluster,) = fake_e2e.instances
-    assert cluster.calls == (["up", "down"] if torn_down else ["up"])
+    locked = ["up (locked)", "down (locked)"]
+    assert cluster.calls == (locked if torn_down else locked[:1])
     assert report.torn_down is torn_down
     assert report.reused is running_before
     assert [r.name for r in report.results] == ["spike", "one"]
     assert report.ok
+    assert not (harness_state(fake_e2e) / "s.session").exists()  # no claim left behind
+
+
+def harness_state(_: object) -> Path:
+    import harness.config
+
+    return Path(harness.config.REPO_ROOT) / ".intercede"
+
+
+@pytest.mark.parametrize(("running_before", "torn_down"), [(False, True), (True, False)])
+def test_run_e2e_removes_a_stack_whose_start_failed_partway(
+    fake_e2e: type[_FakeCluster], running_before: bool, torn_down: bool
+) -> None:
+    from harness.e2e import run_e2e
+
+    fake_e2e.running_before = running_before
+    fake_e2e.up_error = RuntimeError("worker2 never became healthy")
+    with pytest.raises(RuntimeError, match="worker2 never became healthy"):
+        run_e2e(stack="s", log=lambda _: None)
+    (cluster,) = fake_e2e.instances
+    assert cluster.calls == (["up (locked)", "down (locked)"] if torn_down else ["up (locked)"])
+
+
+def test_run_e2e_spares_a_stack_someone_else_took_over(fake_e2e: type[_FakeCluster]) -> None:
+    from harness.e2e import run_e2e
+
+    def taken_over(cluster: _FakeCluster) -> None:
+        # Someone ran `harness down` and a pytest session started the stack again.
+        (harness_state(cluster) / f"{cluster.name}.session").write_text("pytest-session")
+
+    fake_e2e.on_up = taken_over
+    report = run_e2e(stack="s", log=lambda _: None)
+    (cluster,) = fake_e2e.instances
+    assert cluster.calls == ["up (locked)"]
+    assert not report.torn_down
+    assert (harness_state(cluster) / "s.session").read_text() == "pytest-session"
 
 
 def test_e2e_main_exit_status_and_json(
@@ -455,3 +535,305 @@ def test_e2e_main_exit_status_and_json(
 
     monkeypatch.setattr(harness.e2e, "SCENARIOS", {"one": broken})
     assert harness.e2e.main(parser.parse_args([]), io.StringIO()) == 1
+
+
+# --- DIRAC's "<ref>:::<stamp>" (DC-10) and placing output (DC-34, DC-35) ------------------
+
+
+def test_stamped_refs_strip_back_to_the_handle() -> None:
+    handle = JobHandle(backend="slurm+ssh", resource="submit@ce:22", id="7_0", routing="ab/0")
+    ref = stamped_ref(str(handle), "f" * 32)
+    assert ref == f"{handle}:::{'f' * 32}"
+    assert handle_of(ref) == handle
+    assert handle_of(str(handle)) == handle
+    assert stamp_of(ref) == "f" * 32
+    assert stamp_of(str(handle)) is None
+    with pytest.raises(ValueError, match="empty"):
+        stamped_ref(str(handle), "")
+    with pytest.raises(ValueError, match="already carries a stamp"):
+        stamped_ref(ref, "x")
+    with pytest.raises(ValueError, match="no '://'"):
+        handle_of("garbage:::x")
+
+
+def _fetched(tmp_path: Path, names: list[str]) -> JobOutput:
+    root = tmp_path / "fetch" / "7_0"
+    files = []
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"content of {name}")
+        files.append(path)
+    (tmp_path / "fetch" / "7_0.out").write_text("the stdout stream")
+    (tmp_path / "fetch" / "7_0.err").write_text("the stderr stream")
+    return JobOutput(
+        root=root,
+        stdout=tmp_path / "fetch" / "7_0.out",
+        stderr=tmp_path / "fetch" / "7_0.err",
+        files=tuple(files),
+    )
+
+
+def test_place_output_moves_files_from_root_and_names_streams_by_stem(tmp_path: Path) -> None:
+    got = _fetched(tmp_path, ["stdout", "results/deep/x.txt"])
+    cwd = tmp_path / "cwd"
+    (cwd / "results").mkdir(parents=True)
+    out, err = place_output(got, cwd, "stamp1")
+    assert (out, err) == (cwd / "stamp1.out", cwd / "stamp1.err")
+    assert out.read_text() == "the stdout stream"
+    assert err.read_text() == "the stderr stream"
+    assert (cwd / "stdout").read_text() == "content of stdout"  # a payload file, not the stream
+    assert (cwd / "results" / "deep" / "x.txt").read_text() == "content of results/deep/x.txt"
+
+
+def test_place_output_refuses_before_moving_anything(tmp_path: Path) -> None:
+    got = _fetched(tmp_path, ["a.txt", "stamp1.out"])
+    with pytest.raises(FileExistsError, match=r"stamp1\.out collides"):
+        place_output(got, tmp_path / "cwd", "stamp1")
+    assert all(p.is_file() for p in got.files)  # nothing moved
+    assert not (tmp_path / "cwd").exists()
+    outside = got.model_copy(update={"files": (tmp_path / "elsewhere.txt",)})
+    with pytest.raises(ValueError, match="outside the output root"):
+        place_output(outside, tmp_path / "cwd", "stamp1")
+
+
+# --- SiteDirector monitoring: DC-12 missing keys, DC-15 Unknown ageing --------------------
+
+
+def _db(refs: dict[str, JobStatus], at: float = 0.0) -> dict[str, DirectorRow]:
+    return {ref: DirectorRow("main", status, at, [(status, at)]) for ref, status in refs.items()}
+
+
+def test_update_statuses_keeps_a_missing_key_unchanged_and_reports_it() -> None:
+    a, b = _ref("1_0"), _ref("2_0")
+    pilots = _db({a: JobStatus.WAITING, b: JobStatus.RUNNING})
+    update = update_statuses(pilots, {"1_0": JobStatus.RUNNING}, now=5.0, abort_after_s=10)
+    assert update.changed == {a: JobStatus.RUNNING}
+    assert update.missing == [b]
+    assert update.aborted == []
+
+
+def test_update_statuses_ages_unknown_into_aborted_only_past_the_threshold() -> None:
+    ref = _ref("9_0")
+    pilots = _db({ref: JobStatus.SUBMITTED})
+    first = update_statuses(pilots, {"9_0": JobStatus.UNKNOWN}, now=100.0, abort_after_s=60)
+    assert first.changed == {ref: JobStatus.UNKNOWN}  # a change: recorded, not aged
+    pilots = _db({ref: JobStatus.UNKNOWN}, at=100.0)
+    young = update_statuses(pilots, {"9_0": JobStatus.UNKNOWN}, now=160.0, abort_after_s=60)
+    assert young.changed == {}
+    old = update_statuses(pilots, {"9_0": JobStatus.UNKNOWN}, now=160.5, abort_after_s=60)
+    assert old.changed == {ref: JobStatus.ABORTED}
+    assert old.aborted == [ref]
+    # A pilot Running for ages is not aged: only a repeated Unknown is.
+    running = _db({ref: JobStatus.RUNNING}, at=0.0)
+    assert update_statuses(running, {"9_0": JobStatus.RUNNING}, 1e9, 60).changed == {}
+
+
+@pytest.mark.parametrize(
+    ("count", "allowed"), [(0, True), (1, False), (2, False), (3, True), (4, False)]
+)
+def test_failed_queues_pause_like_dirac(count: int, allowed: bool) -> None:
+    failed = FailedQueues(cycle_factor=3)
+    for _ in range(count):
+        failed.record_failure("queue1")
+    assert failed.may_submit("queue1") is allowed
+    assert failed.counts.get("queue1", 0) == count + (0 if allowed else 1)
+    assert failed.may_submit("queue2")  # other queues are not paused
+
+
+def test_monitor_policy_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        MonitorPolicy(unknown_abort_after_s=-1)
+    with pytest.raises(ValueError, match="at least 1"):
+        MonitorPolicy(failed_queue_cycle_factor=0)
+    assert MonitorPolicy().unknown_abort_after_s == 3600  # DIRAC's hour by default
+
+
+class _Answers(_Killable):
+    """Answers get_status from a table (ids absent from it are left out, as DIRAC's CEs may)."""
+
+    def __init__(self, answers: dict[str, JobStatus]) -> None:
+        super().__init__(set())
+        self.answers = answers
+        self.asked: list[list[str]] = []
+
+    async def get_status(self, handles: Sequence[JobHandle]) -> Mapping[JobID, JobStatus]:
+        self.asked.append([h.id for h in handles])
+        return {h.id: self.answers[h.id] for h in handles if h.id in self.answers}
+
+
+def test_monitor_queue_ages_a_stale_ref_and_pauses_the_queue() -> None:
+    real, stale, other = _ref("1_0"), _ref("999999_0"), _ref("5_0")
+    pilot_db = _db({real: JobStatus.SUBMITTED, stale: JobStatus.SUBMITTED})
+    pilot_db[other] = DirectorRow("second", JobStatus.SUBMITTED, 0.0)
+    backend = _Answers({"1_0": JobStatus.RUNNING, "999999_0": JobStatus.UNKNOWN})
+    policy = MonitorPolicy(unknown_abort_after_s=2.0)
+    failed = FailedQueues(policy.failed_queue_cycle_factor)
+    facade = sync.wrap(backend)
+    try:
+        first = monitor_queue(facade, "main", pilot_db, policy, failed, now=1.0)
+        assert first.changed == {real: JobStatus.RUNNING, stale: JobStatus.UNKNOWN}
+        assert monitor_queue(facade, "main", pilot_db, policy, failed, now=3.0).changed == {}
+        backend.answers["1_0"] = JobStatus.DONE
+        third = monitor_queue(facade, "main", pilot_db, policy, failed, now=3.5)
+        assert third.changed == {real: JobStatus.DONE, stale: JobStatus.ABORTED}
+        # Both final: nothing transient is left to ask about in this queue.
+        assert monitor_queue(facade, "main", pilot_db, policy, failed, now=9.0).answers == {}
+    finally:
+        facade.close()
+    assert backend.asked == [["1_0", "999999_0"]] * 3  # only this queue's transient pilots
+    assert [s for s, _ in pilot_db[stale].changes] == [
+        JobStatus.SUBMITTED,
+        JobStatus.UNKNOWN,
+        JobStatus.ABORTED,
+    ]
+    assert pilot_db[stale].last_update == 3.5
+    assert pilot_db[other].status is JobStatus.SUBMITTED  # another queue's pilot untouched
+    assert failed.counts == {"main": 1}
+    assert not failed.may_submit("main")
+
+
+def test_monitor_queue_keeps_the_status_of_a_pilot_missing_from_the_answer() -> None:
+    kept = _ref("3_0")
+    pilot_db = _db({kept: JobStatus.RUNNING})
+    facade = sync.wrap(_Answers({}))
+    try:
+        update = monitor_queue(facade, "main", pilot_db, MonitorPolicy(), FailedQueues(), 1e6)
+    finally:
+        facade.close()
+    assert update.missing == [kept]
+    assert pilot_db[kept].status is JobStatus.RUNNING  # DC-12: unchanged, not Unknown
+
+
+def test_record_history_collapses_repeats() -> None:
+    history: History = {}
+    for answer in (JobStatus.WAITING, JobStatus.WAITING, JobStatus.RUNNING, JobStatus.DONE):
+        record_history(history, {"1_0": answer})
+    assert history == {"1_0": [JobStatus.WAITING, JobStatus.RUNNING, JobStatus.DONE]}
+
+
+# --- PilotManagerHandler: pilot output on demand (DC-36) ----------------------------------
+
+
+class _Outputs(_Killable):
+    """Returns stdout/stderr for known ids, a per-job failure for the others."""
+
+    def __init__(self, *, down: bool = False) -> None:
+        super().__init__(set(), down=down)
+        self.fetched: list[tuple[list[str], Path]] = []
+
+    async def get_output(
+        self, handles: Sequence[JobHandle], dest: Path
+    ) -> Mapping[JobID, JobOutput | OpOutcome]:
+        if self.down:
+            raise ResourceUnavailableError("connection refused")
+        self.fetched.append(([h.id for h in handles], dest))
+        out: dict[JobID, JobOutput | OpOutcome] = {}
+        for h in handles:
+            if h.id.startswith("999"):
+                out[h.id] = OpOutcome(ok=False, reason="output is gone")
+                continue
+            (dest / f"{h.id}.out").write_text(f"out of {h.id}")
+            (dest / f"{h.id}.err").write_text(f"err of {h.id}")
+            out[h.id] = JobOutput(
+                root=dest / h.id, stdout=dest / f"{h.id}.out", stderr=dest / f"{h.id}.err"
+            )
+        return out
+
+
+def test_pilot_output_uses_a_fresh_facade_and_a_removed_directory(tmp_path: Path) -> None:
+    backends: list[_Outputs] = []
+    facades: list[sync.Facade] = []
+
+    def fresh() -> sync.Facade:
+        backends.append(_Outputs())
+        facades.append(sync.wrap(backends[-1]))
+        return facades[-1]
+
+    result, workdir = get_pilot_output(
+        fresh, stamped_ref(_ref("4_0"), "s" * 32), scratch_root=tmp_path
+    )
+    assert result == ("out of 4_0", "err of 4_0")
+    assert not workdir.exists()
+    assert list(tmp_path.iterdir()) == []
+    assert backends[0].fetched == [(["4_0"], workdir)]  # the stamp was stripped
+    assert facades[0].closed
+    result, second_dir = get_pilot_output(fresh, _ref("999_0"), scratch_root=tmp_path)
+    assert result == OpOutcome(ok=False, reason="output is gone")
+    assert not second_dir.exists()
+    assert second_dir != workdir
+    assert len(facades) == 2  # one per call
+    assert all(f.closed for f in facades)
+
+
+def test_pilot_output_failures_still_remove_the_directory(tmp_path: Path) -> None:
+    built: list[sync.Facade] = []
+
+    def down() -> sync.Facade:
+        built.append(sync.wrap(_Outputs(down=True)))
+        return built[-1]
+
+    with pytest.raises(ResourceUnavailableError):
+        get_pilot_output(down, _ref("4_0"), scratch_root=tmp_path)
+    assert built[0].closed
+    result, workdir = get_pilot_output(down, "garbage", scratch_root=tmp_path)
+    assert isinstance(result, OpOutcome)
+    assert "not a pilot reference" in str(result.reason)
+    assert len(built) == 1  # a malformed ref never builds a CE
+    assert list(tmp_path.iterdir()) == []
+    assert not workdir.exists()
+
+
+def test_pilot_manager_is_registered_with_the_others() -> None:
+    assert set(SCENARIOS) == {
+        "site_director",
+        "push_job_agent",
+        "remote_runner",
+        "wms_utilities",
+        "pilot_manager",
+    }
+
+
+# --- ScenarioContext --------------------------------------------------------------------
+
+
+class _ConfigOnly:
+    def __init__(self, path: Path) -> None:
+        self.client_config_path = path
+
+    def exec(self, node: str, argv: Sequence[str], user: str | None = None) -> tuple[int, str]:
+        raise AssertionError("not used")
+
+
+def test_context_removes_only_the_scratch_it_created(tmp_path: Path) -> None:
+    with ScenarioContext(_ConfigOnly(tmp_path / "c.toml")) as ctx:
+        owned = ctx.local_dir("a", "b c")
+        assert owned.is_dir()
+        assert owned.name == "b_c"
+    assert ctx.local_root is not None
+    assert not ctx.local_root.exists()
+    ctx.close()  # idempotent
+    given = tmp_path / "mine"
+    with ScenarioContext(_ConfigOnly(tmp_path / "c.toml"), local_root=given) as ctx:
+        ctx.local_dir("x")
+    assert (given / "x").is_dir()
+
+
+def test_context_facade_uses_queue_config_with_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import intercede.sync
+
+    path = tmp_path / "client.toml"
+    path.write_text(
+        '[defaults]\nkind = "batch"\ntransport = "local"\nwork_root = "/srv/jobs"\n'
+        '[queues.main]\nqueue = "main"\n'
+    )
+    seen: list[Any] = []
+    monkeypatch.setattr(intercede.sync, "backend", lambda config, creds: seen.append(config))
+    ctx = ScenarioContext(_ConfigOnly(path), local_root=tmp_path, work_root="/srv/test-1")
+    ctx.facade("main", job_name="sd1")
+    assert seen == [ctx.queue_config("main", job_name="sd1")]
+    assert seen[0].work_root == "/srv/test-1"
+    assert seen[0].job_name == "sd1"
+    assert ctx.queue_config("main").work_root == "/srv/test-1"

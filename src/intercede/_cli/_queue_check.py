@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,10 @@ WHOLE_RESOURCE_ERRORS = (
     AuthenticationError,
 )
 _SHOWN_BYTES = 4096
+"""How much of stdout/stderr the report shows (the head) and of the log (the tail)."""
+_SEARCH_BYTES = 1 << 20
+"""How much of stdout is searched for the stamp: a chatty script still passes, a runaway one
+cannot make the check read gigabytes."""
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -65,6 +70,8 @@ class Options:
     keep: bool = False
     poll_cap_s: float = 5.0
     call_timeout_s: float = 300.0
+    debug: bool = False
+    """Keep the traceback of an unexpected error (``--debug``); otherwise type and message."""
 
 
 class _Step:
@@ -74,14 +81,35 @@ class _Step:
         self.name = "load"
 
 
-def _read_shown(path: Path | None) -> str | None:
+def _read_head(path: Path | None, limit: int = _SHOWN_BYTES) -> str | None:
+    """The first ``limit`` bytes as text, saying how much was left out."""
     if path is None or not path.exists():
         return None
-    data = path.read_bytes()
-    text = data[:_SHOWN_BYTES].decode(errors="replace")
-    if len(data) > _SHOWN_BYTES:
-        text += f"\n[... {len(data) - _SHOWN_BYTES} more bytes]"
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        text = f.read(limit).decode(errors="replace")
+    if size > limit:
+        text += f"\n[... {size - limit} more bytes]"
     return text
+
+
+def _read_tail(path: Path | None, limit: int = _SHOWN_BYTES) -> str | None:
+    """The last ``limit`` bytes as text (a log's end says why a job ended)."""
+    if path is None or not path.exists():
+        return None
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        f.seek(max(0, size - limit))
+        text = f.read().decode(errors="replace")
+    if size > limit:
+        text = f"[... {size - limit} earlier bytes]\n" + text
+    return text
+
+
+def _contains(path: Path, needle: str, limit: int = _SEARCH_BYTES) -> bool:
+    """Whether ``needle`` is in the first ``limit`` bytes of ``path``."""
+    with path.open("rb") as f:
+        return needle.encode() in f.read(limit)
 
 
 def check_queue(
@@ -101,27 +129,37 @@ def check_queue(
     report = QueueReport(label=label, config_path=str(config_path))
     step = _Step()
     started = time.monotonic()
-    local = workdir / _SAFE_NAME.sub("_", label)
-    local.mkdir(parents=True, exist_ok=True)
     try:
+        local = workdir / _SAFE_NAME.sub("_", label)
+        local.mkdir(parents=True, exist_ok=True)
         ce = factory(config, credentials)
         try:
             _procedure(ce, report, options, progress, local, step)
         finally:
             ce.close()
     except WHOLE_RESOURCE_ERRORS as exc:
-        report.error = f"{type(exc).__name__}: {exc}"
-        report.record(step.name, CheckState.FAILED, report.error)
-        report.not_reached(f"{step.name} failed")
-        progress.update(label, f"error: {report.error}")
+        _stop(report, step, progress, f"{type(exc).__name__}: {exc}")
     except InterCEdeError as exc:
         report.record(step.name, CheckState.FAILED, f"{type(exc).__name__}: {exc}")
         report.not_reached(f"{step.name} failed")
         progress.update(label, f"{step.name} failed: {exc}")
+    except Exception as exc:  # noqa: BLE001 - one queue's crash must not lose the others
+        if options.debug:
+            report.traceback = traceback.format_exc()
+        _stop(report, step, progress, f"unexpected {type(exc).__name__}: {exc}")
     report.duration_s = time.monotonic() - started
     if report.error is None:
         progress.update(label, "passed every check" if report.ok else "finished with issues")
     return report
+
+
+def _stop(report: QueueReport, step: _Step, progress: Progress, error: str) -> None:
+    """The queue could not be checked any further: an error (exit 2), the step it hit failed,
+    every later step not reached."""
+    report.error = error
+    report.record(step.name, CheckState.FAILED, error)
+    report.not_reached(f"{step.name} failed")
+    progress.update(report.label, f"error: {error}")
 
 
 def _procedure(
@@ -286,13 +324,17 @@ def _judge_output(
         if isinstance(result, OpOutcome):
             problems.append(f"{handle.id}: {result.reason}")
             continue
-        job.stdout = _read_shown(result.stdout)
-        job.stderr = _read_shown(result.stderr)
+        job.stdout = _read_head(result.stdout)
+        job.stderr = _read_head(result.stderr)
+        job.log = _read_tail(result.log)
         job.files = [_relative(path, dest) for path in result.files]
-        if job.stdout is None:
+        if result.stdout is None or not result.stdout.exists():
             problems.append(f"{handle.id}: no stdout came back")
-        elif job.stamp not in job.stdout:
-            problems.append(f"{handle.id}: stamp {job.stamp} not echoed in stdout")
+        elif not _contains(result.stdout, job.stamp):
+            problems.append(
+                f"{handle.id}: stamp {job.stamp} not echoed in stdout "
+                f"(searched the first {_SEARCH_BYTES // 1024} KiB)"
+            )
     if problems:
         return CheckState.FAILED, "; ".join(problems)
     return CheckState.PASSED, f"{len(handles)} job(s) echoed their stamp"

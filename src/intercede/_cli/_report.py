@@ -64,7 +64,10 @@ class JobReport:
     stamp: str
     status: str = "Unknown"
     stdout: str | None = None
+    """The head of the job's stdout."""
     stderr: str | None = None
+    log: str | None = None
+    """The tail of the scheduler's log for the job (DIRAC's ``getJobLog``), when it keeps one."""
     files: list[str] = field(default_factory=list)
 
 
@@ -75,8 +78,11 @@ class QueueReport:
     checks: dict[str, CheckResult] = field(default_factory=dict)
     jobs: list[JobReport] = field(default_factory=list)
     error: str | None = None
-    """A whole-resource failure (unreachable, authentication, timeout): the run exits 2."""
+    """A whole-resource failure (unreachable, authentication, timeout) or an unexpected error
+    that stopped this queue's checks: the run exits 2."""
     duration_s: float = 0.0
+    traceback: str | None = None
+    """The unexpected error's traceback, kept only with ``--debug``."""
 
     def record(self, check: str, state: CheckState, message: str) -> None:
         if check not in CHECKS:
@@ -170,6 +176,9 @@ def render_text(report: RunReport) -> str:
             if job.stderr:
                 out.append("     stderr:")
                 out.append(_indent(job.stderr))
+            if job.log:
+                out.append("     scheduler log (tail):")
+                out.append(_indent(job.log))
             if job.files:
                 out.append(f"     files: {', '.join(job.files)}")
     out.append("")
@@ -196,6 +205,7 @@ def _queue_json(queue: QueueReport) -> dict[str, Any]:
                 "status": job.status,
                 "stdout": job.stdout,
                 "stderr": job.stderr,
+                "log": job.log,
                 "files": job.files,
             }
             for job in queue.jobs

@@ -3,12 +3,15 @@
 It drives real backends through the sync facade (``intercede.sync``) the way a DIRAC agent
 thread would, one thread per queue, and answers one question an operator asks: "does this
 CE work end to end right now?". Exit status: 0 every check passed, 1 a check failed, 2 the
-configuration is invalid or the resource could not be reached (nothing was learnt about it).
+configuration is invalid, the resource could not be reached or a queue's check stopped on an
+unexpected error (nothing was learnt about it). Each queue is checked on its own: one queue's
+failure, whatever it is, never loses another queue's report.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -29,9 +32,10 @@ from ._progress import make_progress
 from ._queue_check import FacadeFactory, Options, check_queue
 from ._report import EXIT_ERROR, QueueReport, RunReport, render_json, render_text
 
-__all__ = ["QueueTarget", "build_parser", "main", "run", "select_queues"]
+__all__ = ["DEBUG_ENV", "QueueTarget", "build_parser", "main", "run", "select_queues"]
 
 PROG = "intercede-debug-ce"
+DEBUG_ENV = "INTERCEDE_DEBUG"
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
             "counts, submit stamped jobs, poll them to completion, fetch and check their "
             "output, kill a running job, purge. The equivalent of dirac-admin-debug-ce."
         ),
-        epilog="Exit status: 0 all checks passed, 1 a check failed, 2 invalid configuration "
-        "or unreachable resource.",
+        epilog="Exit status: 0 all checks passed, 1 a check failed, 2 invalid configuration, "
+        "unreachable resource or an unexpected error.",
     )
     parser.add_argument(
         "configs",
@@ -112,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--json", action="store_true", help="print one JSON document instead of text"
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=os.environ.get(DEBUG_ENV, "") not in ("", "0"),
+        help="print the traceback of an unexpected error on stderr "
+        f"(also {DEBUG_ENV}=1); without it, only its type and message",
     )
     return parser
 
@@ -213,6 +224,7 @@ def main(
             timeout_s=args.timeout,
             copies=args.copies,
             keep=args.keep,
+            debug=args.debug,
         )
         report = run(targets, options, factory=factory, stream=out, json_mode=args.json)
     out.write(render_json(report) if args.json else render_text(report))
@@ -222,6 +234,13 @@ def main(
         messages += [f"queue {q.label}: {q.error}" for q in report.queues if q.error is not None]
         for message in messages:
             err.write(f"{PROG}: error: {message}\n")
+        for queue in report.queues:
+            if queue.traceback is not None:
+                err.write(f"{PROG}: traceback for queue {queue.label}:\n{queue.traceback}")
+        if not args.debug and any(
+            q.error is not None and q.error.startswith("unexpected ") for q in report.queues
+        ):
+            err.write(f"{PROG}: rerun with --debug (or {DEBUG_ENV}=1) for the traceback\n")
     return report.exit_code
 
 
