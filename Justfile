@@ -18,17 +18,17 @@ deps:
 engine: deps
     python -m harness engine
 
-# Lint and type check: ruff + mypy --strict on src/ and harness/, plus the generator check.
+# Lint and type check: ruff + mypy --strict on src/, harness/, tools/ and the DIRAC adapter example, plus the generator check.
 lint:
-    ruff check src harness tests benchmarks tools
-    ruff format --check src harness tests benchmarks tools
+    ruff check src harness tests benchmarks tools docs/examples
+    ruff format --check src harness tests benchmarks tools docs/examples
     mypy
     python -m tools.gen_sync --check
 
 # Format the code.
 fmt:
-    ruff format src harness tests benchmarks tools
-    ruff check --fix src harness tests benchmarks tools
+    ruff format src harness tests benchmarks tools docs/examples
+    ruff check --fix src harness tests benchmarks tools docs/examples
 
 # Regenerate the sync facade's surface from intercede/protocols.py.
 generate:
