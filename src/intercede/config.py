@@ -79,9 +79,11 @@ class _BatchBase(BaseModel):
     output_max_files: Annotated[int, Field(ge=1)] = 10_000
     """Per job: refuse to collect more than this many files."""
     transfer_timeout_s: Annotated[float, Field(gt=0)] = 300.0
-    """Per transfer (one ``get_output``/``submit`` staging) timeout."""
+    """Deadline of one ``submit`` or one ``get_output`` (listing and transfer together),
+    covering everything it waits for: credentials, a channel, connecting, the commands."""
     command_timeout_s: Annotated[float, Field(gt=0)] = 60.0
-    """Per scheduler command timeout."""
+    """Deadline of one status, kill, purge, counts or diagnostics call, covering everything it
+    waits for."""
     credential_refresh_margin_s: Annotated[float, Field(ge=0)] = 300.0
     """Pull fresh credentials when the held ones expire within this margin."""
 
@@ -91,6 +93,9 @@ class _BatchBase(BaseModel):
         path = PurePosixPath(value)
         if not path.is_absolute() or ".." in path.parts:
             raise ValueError("must be an absolute path without '..'")
+        # sbatch expands '%' and '\\' in --output/--chdir patterns: the log would land elsewhere
+        if "%" in value or "\\" in value:
+            raise ValueError("must not contain '%' or '\\' (sbatch reads them as patterns)")
         return str(path)
 
     @field_validator("submit_extra")

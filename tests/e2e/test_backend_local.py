@@ -34,31 +34,41 @@ async def main():
     config = {"kind": "batch", "transport": "local", "work_root": work_root,
               "queue": "main", "job_name": "local-e2e"}
     async with intercede.backend(config) as backend:
+        trips = {}
+
+        async def counted(op, call):
+            before = backend.transport.round_trips
+            value = await call
+            trips.setdefault(op, set()).add(backend.transport.round_trips - before)
+            return value
+
         spec = SubmissionSpec(executable=exe, arguments=("a b", "$X"),
                               outputs=OutputSpec.everything())
         copies = [CopyVars(environment={"STAMP": f"s{i}"}, secrets={"TOKEN": f"t{i}".encode()})
                   for i in range(3)]
-        sub = await backend.submit(spec, copies)
+        sub = await counted("submit", backend.submit(spec, copies))
         handles = [sub.handles[i] for i in range(3)]
         seen = []
         deadline = time.monotonic() + 120
         while True:
-            status = await backend.get_status(handles)
+            status = await counted("get_status", backend.get_status(handles))
             seen.append({k: v.value for k, v in status.items()})
             if all(s.is_final for s in status.values()) or time.monotonic() > deadline:
                 break
             await anyio.sleep(0.5)
         dest = Path(work_root) / "collected"
-        outputs = await backend.get_output(handles, dest)
-        again = await backend.get_output(handles, dest)
+        outputs = await counted("get_output", backend.get_output(handles, dest))
+        again = await counted("get_output", backend.get_output(handles, dest))
+        purged = await counted("purge", backend.purge(handles))
         report = {
             "handles": [str(h) for h in handles],
             "final": seen[-1],
             "stdout": {h.id: outputs[h.id].stdout.read_text() for h in handles},
             "files": {h.id: sorted(p.name for p in outputs[h.id].files) for h in handles},
             "repeatable": outputs == again,
-            "trips": backend.transport.round_trips,
-            "purge": {k: v.ok for k, v in (await backend.purge(handles)).items()},
+            "trips": {op: sorted(counts) for op, counts in trips.items()},
+            "connections": backend.transport.connections_opened,
+            "purge": {k: v.ok for k, v in purged.items()},
         }
         print("@@report " + json.dumps(report))
 
@@ -150,3 +160,7 @@ def test_local_transport_inside_the_login_node(
         assert report["files"][job_id] == ["result.txt"]
     assert report["repeatable"] is True
     assert report["purge"] == dict.fromkeys(ids, True)
+    # round trips per call, whatever N: the design's 1 (2 for get_output: listing + tar;
+    # 2 for purge: live check + removal); the local transport opens no connection
+    assert report["trips"] == {"submit": [1], "get_status": [1], "get_output": [2], "purge": [2]}
+    assert report["connections"] == 0

@@ -148,6 +148,15 @@ async def test_copies_see_their_own_values_and_secrets(
     code, script = slurm_cluster.exec(
         "controller", ["scontrol", "write", "batch_script", f"{array}_0", "-"]
     )
+    assert code == 0, script
+    assert "interCEde batch script" in script  # the check below reads the real script
+    batch = handles[0].routing.split("/")[0]
+    assert f"Comment=intercede:{batch}" in shown  # a lost reply can be reconciled
+    code, chunks = slurm_cluster.exec(
+        "login", ["cat", f"{backend._config.work_root}/{batch}/chunks"], user="submit"
+    )
+    assert code == 0, chunks
+    assert chunks.strip() == f"@@chunk 0 3 {array}"
     for copy in copies:
         value = copy.secrets["TOKEN"].get_secret_value().decode()
         assert value not in shown
@@ -164,7 +173,8 @@ async def test_copies_see_their_own_values_and_secrets(
         files = {p.name: p for p in out.files}
         assert files["mode.txt"].read_text().strip() == "600"
         env = files["env.txt"].read_text()
-        assert secret not in env
+        assert secret not in env  # the job's environment holds the path, never the value
+        assert f"INTERCEDE_SECRET_TOKEN={backend._config.work_root}/" in env
         assert f"STAMP=stamp-{i}" in env
         assert "INTERCEDE_SECRET_TOKEN=" in env
 
@@ -268,7 +278,10 @@ async def test_kill_running_and_pending_jobs(
     tmp_path: Path,
 ) -> None:
     spec = SubmissionSpec(
-        executable=_script(tmp_path, "echo started; echo working > progress.txt; sleep 300\n")
+        executable=_script(
+            tmp_path,
+            "echo started; echo progress >&2; echo working > progress.txt; sleep 300\n",
+        )
     )
     running = (await backend.submit(spec)).handles[0]
     held = config.model_copy(update={"submit_extra": ("--hold",)})
@@ -288,6 +301,12 @@ async def test_kill_running_and_pending_jobs(
     named = (await backend.get_diagnostics([running], "progress.txt"))[running.id]
     assert not isinstance(named, OpOutcome)
     assert named.content == b"working\n"
+    err = (await backend.get_diagnostics([running], ":stderr"))[running.id]
+    assert not isinstance(err, OpOutcome), err
+    assert err.content == b"progress\n"
+    log = (await backend.get_diagnostics([running], ":log"))[running.id]
+    assert not isinstance(log, OpOutcome), log
+    assert f"job {running.id}," in log.content.decode()
     with pytest.raises(SpecificationRejectedError) as info:
         await backend.get_diagnostics([running], "../../etc/passwd")
     assert info.value.field == "name"
@@ -376,7 +395,7 @@ async def test_purge_then_output_is_gone(
     assert isinstance(outputs[handles[1].id], JobOutput)
     assert not (tmp_path / "out" / handles[0].id).exists()
     again = await backend.purge([handles[0]])
-    assert not again[handles[0].id].ok
+    assert again[handles[0].id] == OpOutcome(ok=True, reason="already gone")
     # Purging the last copy removes the batch (script, logs) too.
     assert (await backend.purge([handles[1]]))[handles[1].id].ok
     batch_dir = f"{config.work_root}/{handles[0].routing.split('/')[0]}"
@@ -423,13 +442,18 @@ async def test_limits_and_containment_refuse_per_job(
         assert "output_max_files=3" in (many.reason or "")
         assert isinstance(big, OpOutcome)
         assert "output_max_bytes=4096" in (big.reason or "")
-        assert isinstance(escape, OpOutcome)
-        assert "leak" in (escape.reason or "")
+        # an escaping link is left out and reported; the rest, streams included, arrives
+        assert isinstance(escape, JobOutput)
+        assert [p.name for p in escape.files] == ["fine.txt"]
+        assert escape.stdout is not None
+        assert "leak" in (dest / f"{handles[2].id}.skipped").read_text()
         assert isinstance(ok, JobOutput)
         assert [p.name for p in ok.files] == ["a.txt"]
         present = sorted(p.name for p in dest.iterdir())
+        delivered = [handles[2].id, handles[3].id]
         assert present == sorted(
-            [handles[3].id, f"{handles[3].id}.out", f"{handles[3].id}.err", f"{handles[3].id}.log"]
+            [f"{handles[2].id}.skipped"]
+            + [f"{j}{suffix}" for j in delivered for suffix in ("", ".out", ".err", ".log")]
         )
 
 
@@ -447,6 +471,40 @@ async def test_listed_members_only(backend: BatchBackend, tmp_path: Path) -> Non
     assert isinstance(out, JobOutput)
     root = tmp_path / "out" / handle.id
     assert sorted(str(p.relative_to(root)) for p in out.files) == ["b.json", "res/a.json"]
+
+
+async def test_containment_with_dotdot_chained_and_hard_links(
+    backend: BatchBackend, tmp_path: Path
+) -> None:
+    exe = _script(
+        tmp_path,
+        "mkdir -p a/b && echo inside > a/b/f.txt\n"
+        "ln -s ../.. a/b/l\n"  # the working directory itself: fine on its own
+        "ln -s l/../.. a/b/x\n"  # through l: one level above the working directory
+        "ln -s ../../../stdout up\n"  # .. out of work/ to the job's real stdout
+        "echo data > h1 && ln h1 h2\n"  # hard links: both must arrive
+        "echo streams-stay\n",
+    )
+    spec = SubmissionSpec(executable=exe, outputs=OutputSpec.everything())
+    handle = (await backend.submit(spec)).handles[0]
+    await _wait(backend, [handle], _all_final)
+    dest = tmp_path / "out"
+    out = (await backend.get_output([handle], dest))[handle.id]
+    assert isinstance(out, JobOutput), out
+    root = dest / handle.id
+    assert out.stdout is not None
+    assert out.stdout.read_text() == "streams-stay\n"
+    assert (root / "h1").read_text() == "data\n"
+    assert (root / "h2").read_text() == "data\n"
+    assert (root / "a" / "b" / "l").is_symlink()
+    assert not (root / "a" / "b" / "x").is_symlink()
+    assert not (root / "up").exists()
+    skipped = (dest / f"{handle.id}.skipped").read_text()
+    assert "'a/b/x'" in skipped
+    assert "'up'" in skipped
+    base = root.resolve()
+    for path in root.rglob("*"):
+        assert path.resolve().is_relative_to(base), path
 
 
 # --- refusals at submit ------------------------------------------------------------------

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import asyncssh
 import pytest
 from pydantic import SecretStr
@@ -42,11 +43,12 @@ from intercede._batch.backend import BatchBackend
 from intercede._batch.factory import build
 from intercede._batch.local import LocalTransport
 from intercede._batch.slurm import SlurmScheduler
-from intercede._batch.transport import CommandResult
+from intercede._batch.transport import CommandResult, Sink
 
 pytestmark = pytest.mark.anyio
 
 RESOURCE = "submit@ce.example.org:22"
+OK_STATUS = b"@@squeue\n@@rc squeue 0\n@@sacct\n@@rc sacct 0\n@@exits\n@@end\n"
 
 
 @pytest.fixture
@@ -66,7 +68,7 @@ class Recorder:
         self.connections_opened = 0
         self.round_trips = 0
         self.closed = 0
-        self._reply = reply or (lambda script: CommandResult(0, b"@@sacct\n@@end\n", b""))
+        self._reply = reply or (lambda script: CommandResult(0, OK_STATUS, b""))
 
     async def run(
         self,
@@ -75,11 +77,17 @@ class Recorder:
         stdin: bytes | None = None,
         timeout: float | None = None,
         idempotent: bool = True,
+        stdout_limit: int | None = None,
+        sink: Sink | None = None,
     ) -> CommandResult:
         self.round_trips += 1
         self.scripts.append(argv[-1])
         self.stdins.append(stdin)
-        return self._reply(argv[-1])
+        result = self._reply(argv[-1])
+        if sink is not None:
+            await sink(result.stdout)
+            return result._replace(stdout=b"")
+        return result
 
     async def aclose(self) -> None:
         self.closed += 1
@@ -238,7 +246,12 @@ async def test_foreign_and_malformed_handles_are_answered_without_io(
 
 
 async def test_status_answers_every_handle_in_one_trip(config: SSHBatchConfig) -> None:
-    reply = CommandResult(0, b"41_0|RUNNING\n@@sacct\n41_1|COMPLETED\n@@end\n", b"")
+    reply = CommandResult(
+        0,
+        b"@@squeue\n41_0|RUNNING|submit|intercede\n@@rc squeue 0\n"
+        b"@@sacct\n41_1|COMPLETED\n@@rc sacct 0\n@@exits\n@@end\n",
+        b"",
+    )
     transport = Recorder(lambda script: reply)
     backend = _backend(config, transport)
     handles = [_handle(f"41_{i}", f"{'ab' * 16}/{i}") for i in range(3)]
@@ -249,7 +262,8 @@ async def test_status_answers_every_handle_in_one_trip(config: SSHBatchConfig) -
         "41_2": JobStatus.UNKNOWN,
     }
     assert transport.round_trips == 1
-    assert "-j 41 " in transport.scripts[0]
+    assert b"J 41_0 " in (transport.stdins[0] or b"")
+    assert "41_0" not in transport.scripts[0]  # ids travel on stdin
 
 
 async def test_broken_status_reply_raises(config: SSHBatchConfig) -> None:
@@ -401,6 +415,9 @@ class _Login:
         self.attempts = 0
         self.connections: list[asyncssh.SSHServerConnection] = []
         self.tunnels = 0
+        self.drops = 0
+        self.refusals = 0
+        self.ran: list[str] = []
 
 
 class _Server(asyncssh.SSHServer):
@@ -434,8 +451,16 @@ class _Server(asyncssh.SSHServer):
         return True
 
 
-def _answer(process: asyncssh.SSHServerProcess[Any]) -> None:
-    process.stdout.write(f"ran {process.command}\n")
+async def _answer(process: asyncssh.SSHServerProcess[Any], login: _Login) -> None:
+    command = process.command or ""
+    if command.startswith("drop") and login.drops > 0:
+        login.drops -= 1  # the link dies while the command runs
+        process.channel.get_connection().abort()
+        return
+    if command.startswith("sleep "):
+        await anyio.sleep(float(command.split()[1]))
+    login.ran.append(command)
+    process.stdout.write(f"ran {command}\n")
     process.exit(0)
 
 
@@ -448,7 +473,7 @@ async def ssh_server(tmp_path: Path) -> AsyncIterator[tuple[_Login, SSHBatchConf
         "127.0.0.1",
         0,
         server_host_keys=[host_key],
-        process_factory=_answer,
+        process_factory=lambda process: _answer(process, login),
     )
     port = server.sockets[0].getsockname()[1]
     known = tmp_path / "known_hosts"
@@ -558,3 +583,216 @@ async def test_known_hosts_is_checked_when_connecting(
     assert info.value.field == "known_hosts"
     assert str(absent) in str(info.value)
     assert login.connections == []  # refused before any connection
+
+
+# --- SSH retry rules, closing, refused channels ------------------------------------------
+
+
+async def _connected(
+    ssh_server: tuple[_Login, SSHBatchConfig], tmp_path: Path
+) -> tuple[_Login, BatchBackend]:
+    login, config = ssh_server
+    key_file, public = _keypair(tmp_path, "id")
+    login.keys = {public}
+    return login, build(config, FileCredentials(ssh_key_file=key_file))
+
+
+async def test_a_lost_idempotent_command_is_retried_on_a_new_connection(
+    ssh_server: tuple[_Login, SSHBatchConfig], tmp_path: Path
+) -> None:
+    login, backend = await _connected(ssh_server, tmp_path)
+    async with backend:
+        login.drops = 1
+        result = await backend.transport.run(["drop", "status"])
+        assert result.stdout == b"ran drop status\n"
+        assert backend.transport.connections_opened == 2
+        assert login.ran == ["drop status"]
+
+
+async def test_a_lost_submit_is_not_retried(
+    ssh_server: tuple[_Login, SSHBatchConfig], tmp_path: Path
+) -> None:
+    login, backend = await _connected(ssh_server, tmp_path)
+    async with backend:
+        await backend.transport.run(["true"])
+        login.drops = 1
+        with pytest.raises(ResourceUnavailableError, match="may or may not have taken effect"):
+            await backend.transport.run(["drop", "sbatch"], idempotent=False)
+        assert login.ran == ["true"]  # never run a second time
+        assert backend.transport.connections_opened == 1
+
+
+async def test_closing_while_a_retry_waits_opens_no_new_connection(
+    ssh_server: tuple[_Login, SSHBatchConfig], tmp_path: Path
+) -> None:
+    login, backend = await _connected(ssh_server, tmp_path)
+    await backend.transport.run(["true"])
+    login.drops = 1
+    outcome: list[BaseException] = []
+
+    async def call() -> None:
+        try:
+            await backend.transport.run(["drop", "status"])
+        except BackendClosedError as exc:
+            outcome.append(exc)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(call)
+        await anyio.sleep(0.1)  # the command was dropped; the retry waits for its back-off
+        await backend.aclose()
+    assert len(outcome) == 1
+    assert backend.transport.connections_opened == 1
+    assert len(login.connections) == 1
+
+
+async def test_a_refused_channel_is_retried_without_dropping_the_connection(
+    tmp_path: Path,
+) -> None:
+    login = _Login()
+    key_file, public = _keypair(tmp_path, "id")
+    login.keys = {public}
+
+    class Refusing(_Server):
+        def session_requested(self) -> Any:
+            if login.refusals > 0:
+                login.refusals -= 1
+                return False  # what MaxSessions looks like to the client
+
+            async def handler(
+                stdin: asyncssh.SSHReader[bytes],
+                stdout: asyncssh.SSHWriter[bytes],
+                stderr: asyncssh.SSHWriter[bytes],
+            ) -> None:
+                command = stdout.channel.get_command() or ""
+                if command.startswith("sleep "):
+                    await anyio.sleep(float(command.split()[1]))
+                stdout.write(f"ran {command}\n".encode())
+                stdout.channel.exit(0)
+
+            return handler
+
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    server = await asyncssh.create_server(
+        lambda: Refusing(login), "127.0.0.1", 0, server_host_keys=[host_key], encoding=None
+    )
+    port = server.sockets[0].getsockname()[1]
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {host_key.export_public_key().decode()}")
+    config = SSHBatchConfig(
+        transport="ssh",
+        host="127.0.0.1",
+        port=port,
+        user="submit",
+        known_hosts=known,
+        work_root="/w",
+    )
+    try:
+        async with build(config, FileCredentials(ssh_key_file=key_file)) as backend:
+            transport = backend.transport
+            results: dict[str, bytes] = {}
+
+            async def run(command: str, idempotent: bool) -> None:
+                result = await transport.run(command.split(), idempotent=idempotent)
+                results[command] = result.stdout
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(run, "sleep 0.5", False)  # a submit in flight
+                await anyio.sleep(0.2)
+                login.refusals = 3
+                group.start_soon(run, "echo second", False)
+            assert results == {"sleep 0.5": b"ran sleep 0.5\n", "echo second": b"ran echo second\n"}
+            assert transport.connections_opened == 1
+            assert transport.channel_retries == 3  # type: ignore[attr-defined]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def test_work_root_with_sbatch_pattern_characters_is_refused(tmp_path: Path) -> None:
+    for bad in ("/home/%u/w", "/home/a\\b"):
+        with pytest.raises(ValueError, match="work_root"):
+            SSHBatchConfig(
+                transport="ssh",
+                host="h",
+                user="u",
+                known_hosts=tmp_path / "k",
+                work_root=bad,
+            )
+
+
+# --- submit in doubt, transient refusals, one deadline -----------------------------------
+
+
+async def test_a_submit_in_doubt_names_its_batch(config: SSHBatchConfig, exe: str) -> None:
+    from intercede._batch.backend import SubmitUnavailableError
+
+    def lost(script: str) -> CommandResult:
+        raise ResourceUnavailableError("connection lost while a non-repeatable command ran")
+
+    transport = Recorder(lost)
+    with pytest.raises(SubmitUnavailableError) as info:
+        await _backend(config, transport).submit(SubmissionSpec(executable=exe), 3)
+    batch = info.value.batch
+    assert len(batch) == 32
+    assert batch in str(info.value)
+    assert f"intercede:{batch}" in transport.scripts[0]  # the jobs carry it as --comment
+    assert isinstance(info.value, ResourceUnavailableError)
+
+
+async def test_an_unreadable_submit_reply_is_in_doubt_not_a_crash(
+    config: SSHBatchConfig, exe: str
+) -> None:
+    from intercede._batch.backend import SubmitUnavailableError
+
+    transport = Recorder(lambda script: CommandResult(0, b"@@chunk 0 two 41\n", b""))
+    with pytest.raises(SubmitUnavailableError, match="unreadable reply"):
+        await _backend(config, transport).submit(SubmissionSpec(executable=exe), 2)
+
+
+async def test_a_submit_that_runs_out_of_time_names_its_batch(
+    config: SSHBatchConfig, exe: str
+) -> None:
+    from intercede._batch.backend import SubmitTimeoutError
+
+    class Slow(Recorder):
+        async def run(self, argv: list[str], **kw: Any) -> CommandResult:
+            await anyio.sleep(5)
+            raise AssertionError("unreachable")
+
+    quick = config.model_copy(update={"transfer_timeout_s": 0.2})
+    with pytest.raises(SubmitTimeoutError) as info:
+        await _backend(quick, Slow()).submit(SubmissionSpec(executable=exe))
+    assert isinstance(info.value, OperationTimeoutError)
+    assert info.value.batch in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "sbatch: error: Slurm job queue full, sleeping and retrying",
+        "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy "
+        "(job submit limit, user's size and/or time limits)",
+        "sbatch: error: Batch job submission failed: Resource temporarily unavailable",
+    ],
+)
+async def test_transient_sbatch_refusals_are_unavailable_not_rejected(
+    config: SSHBatchConfig, exe: str, message: str
+) -> None:
+    reply = f"@@fail 0\n{message}\n".encode()
+    transport = Recorder(lambda script: CommandResult(93, reply, b""))
+    with pytest.raises(ResourceUnavailableError):
+        await _backend(config, transport).submit(SubmissionSpec(executable=exe))
+
+
+async def test_one_deadline_covers_a_hanging_credential_provider(
+    config: SSHBatchConfig,
+) -> None:
+    class Hanging(CountingProvider):
+        async def get(self, requirements: CredentialRequirements) -> CredentialSet:
+            await anyio.sleep(30)
+            raise AssertionError("unreachable")
+
+    quick = config.model_copy(update={"command_timeout_s": 0.3})
+    with anyio.fail_after(5):
+        with pytest.raises(OperationTimeoutError, match="get_status"):
+            await _backend(quick, provider=Hanging()).get_status([_handle()])

@@ -243,3 +243,42 @@ def test_escaping_links(path: str, target: str, escaping: bool) -> None:
 )
 def test_matches_member(pattern: str, path: str, selected: bool) -> None:
     assert matches_member(pattern, path) is selected
+
+
+def test_a_symlink_cycle_in_an_input_directory_is_refused_naming_the_input(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "a.txt").write_text("A")
+    (data / "sub" / "loop").symlink_to("..")  # walking with links followed never ends
+    spec = SubmissionSpec(
+        executable="/bin/true",
+        inputs=(FileRef(name="ok", source="/bin/true"), FileRef(name="d", source=str(data))),
+    )
+    with pytest.raises(SpecificationRejectedError) as info:
+        build_batch_archive(spec, [CopyVars()], batch_dir="/w/b", script="")
+    assert info.value.field == "inputs[1].source"
+    assert "cycle" in str(info.value)
+
+
+def test_the_same_directory_reached_twice_without_a_cycle_is_staged(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "real").mkdir(parents=True)
+    (data / "real" / "a.txt").write_text("A")
+    (data / "alias").symlink_to("real")
+    spec = SubmissionSpec(executable="/bin/true", inputs=(FileRef(name="d", source=str(data)),))
+    archive = build_batch_archive(spec, [CopyVars()], batch_dir="/w/b", script="")
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        names = set(tar.getnames())
+    assert {"inputs/d/real/a.txt", "inputs/d/alias/a.txt"} <= names
+
+
+def test_a_dangling_link_in_the_inputs_is_refused_naming_the_input(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "gone").symlink_to("nowhere")
+    spec = SubmissionSpec(executable="/bin/true", inputs=(FileRef(name="d", source=str(data)),))
+    with pytest.raises(SpecificationRejectedError) as info:
+        build_batch_archive(spec, [CopyVars()], batch_dir="/w/b", script="")
+    assert info.value.field == "inputs[0].source"

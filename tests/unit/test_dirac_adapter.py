@@ -918,6 +918,9 @@ def diagnosable_ce(backend: DiagnosableFake) -> InterCEdeComputingElement:
 def test_slurm_names_only_stdout_so_both_streams_are_collected() -> None:
     backend = DiagnosableFake()
     with diagnosable_ce(backend) as element:
+        # a backend that names only stdout (interCEde's Slurm backend now names all three)
+        assert set(element.streamDiagnosticNames) == {"stdout", "stderr", "log"}
+        element.streamDiagnosticNames = {"stdout": None}
         ref = element.submitJob("/tmp/pilot.sh", "")["Value"][0]
         job_id = JobHandle.parse(ref).id
         assert element.getJobOutput(ref)["Value"] == (

@@ -51,10 +51,12 @@ def test_config_queue_is_the_default_partition_and_spec_queue_wins() -> None:
 def test_sbatch_options_tag_jobs_and_keep_submit_extra_last() -> None:
     spec = SubmissionSpec(executable="/bin/true", tag="lhcb")
     config = _config(job_name="pilots", submit_extra=("--qos=low", "--reservation=r 1"))
-    opts = slurm.sbatch_options(spec, config, "/w/b")
+    opts = slurm.sbatch_options(spec, config, "/w/b", "b" * 32)
     assert opts[0] == "--parsable"
     assert "--job-name=pilots" in opts
-    assert "--comment=lhcb" in opts
+    assert f"--comment=intercede:{'b' * 32} lhcb" in opts
+    untagged = slurm.sbatch_options(SubmissionSpec(executable="/bin/true"), config, "/w/b", "c")
+    assert "--comment=intercede:c" in untagged
     assert "--output=/w/b/logs/%A_%a.log" in opts
     assert opts[-2:] == ["--qos=low", "--reservation=r 1"]
 
@@ -72,6 +74,7 @@ def test_submit_script_quotes_options_and_chunks_remotely() -> None:
     assert "max=1000" in script
     assert "n=2500" in script
     assert "scontrol" not in script  # configured limit: no query
+    assert f'>> "$b/{slurm.CHUNKS}"' in script  # accepted chunks recorded as they happen
 
 
 def test_submit_script_asks_the_cluster_when_unconfigured() -> None:
@@ -91,13 +94,48 @@ def test_parse_submit_chunks_and_failure() -> None:
     assert reply.chunks == ((0, 1001, "41"), (1001, 1001, "42"))
     assert reply.failed_at == 2002
     assert "QOSMaxSubmitJobPerUserLimit" in reply.error
+    assert reply.malformed == ()
 
 
-def test_container_image_without_launcher_is_refused_naming_the_field() -> None:
-    spec = SubmissionSpec(executable="/bin/true", container_image="alpine")
-    with pytest.raises(SpecificationRejectedError) as info:
-        slurm.batch_script(spec, _config(), "/w/b", "true", has_inputs=False)
-    assert info.value.field == "container_image"
+@pytest.mark.parametrize(
+    "line", ["@@chunk 0 x 41", "@@chunk 0 1", "@@chunk", "@@chunk 0 1 notanid", "@@fail x"]
+)
+def test_parse_submit_reports_malformed_markers_instead_of_raising(line: str) -> None:
+    reply = slurm.parse_submit(f"@@chunk 0 2 40\n{line}\n")
+    assert reply.chunks == ((0, 2, "40"),)
+    assert reply.malformed == (line,)
+
+
+@pytest.mark.parametrize(
+    ("message", "transient"),
+    [
+        ("sbatch: error: Slurm job queue full, sleeping and retrying", True),
+        ("sbatch: error: QOSMaxSubmitJobPerUserLimit", True),
+        ("sbatch: error: AssocMaxSubmitJobLimit", True),
+        (
+            "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy "
+            "(job submit limit, user's size and/or time limits)",
+            True,
+        ),
+        ("sbatch: error: Batch job submission failed: Resource temporarily unavailable", True),
+        ("sbatch: error: Batch job submission failed: Socket timed out on send/recv", True),
+        ("sbatch: error: Unable to contact slurm controller (connect failure)", True),
+        ("sbatch: error: invalid partition specified: nope", False),
+        ("sbatch: error: Batch job submission failed: Requested node configuration", False),
+    ],
+)
+def test_one_table_tells_transient_refusals_from_permanent_ones(
+    message: str, transient: bool
+) -> None:
+    assert slurm.is_transient(message) is transient
+
+
+def test_launcher_placeholders_are_substituted_in_one_pass() -> None:
+    """A command that itself contains "{image}" must reach the job unchanged."""
+    spec = SubmissionSpec(executable="/bin/echo", arguments=("{image}",), container_image="img")
+    config = _config(container_launcher="run {image} -- {command}")
+    script = slurm.batch_script(spec, config, "/w/b", "echo", has_inputs=False)
+    assert "run img -- /w/b/bin/echo '{image}'" in script
 
 
 def test_container_launcher_template_wraps_the_command() -> None:
@@ -122,16 +160,16 @@ def test_arguments_that_cannot_reach_a_job_are_refused(
     assert info.value.field == field
 
 
-def test_status_and_cancel_scripts_are_one_command_for_any_n() -> None:
+def test_status_and_cancel_scripts_do_not_grow_with_n() -> None:
     arrays = [str(i) for i in range(100, 110)]
     ids = [f"{a}_{t}" for a in arrays for t in range(100)]
-    cancel = slurm.cancel_script(arrays, ids)
-    assert cancel.count("scancel") == 1
-    assert "100_[0-99]" in cancel
-    assert len(cancel) < 2000  # ranges, not 1000 ids
-    status = slurm.status_script(arrays)
-    assert status.count("sacct -n") == 1
-    assert "-j 100,101" in status
+    cancel = slurm.cancel_script("/w", "pilots")
+    assert cancel == slurm.cancel_script("/w", "pilots")
+    assert "100" not in cancel
+    stdin = slurm.status_input([(i, "b") for i in ids], slurm.compress_ids(ids))
+    assert b"C 100_[0-99]\n" in stdin  # ranges, not 1000 ids
+    assert stdin.count(b"\nC ") == 10
+    assert slurm.status_script("/w").count("sacct -n") == 1
 
 
 def test_counts_script_filters_on_user_name_and_partition() -> None:

@@ -6,7 +6,6 @@ import pytest
 
 from intercede import JobStatus
 from intercede._batch.slurm import (
-    LIVE_STATES,
     SLURM_STATES,
     compress_ids,
     expand_job_ids,
@@ -65,13 +64,6 @@ def test_every_value_is_a_job_status_and_no_key_needs_normalising() -> None:
 def test_table_is_read_only() -> None:
     with pytest.raises(TypeError):
         SLURM_STATES["PENDING"] = JobStatus.RUNNING  # type: ignore[index]
-
-
-def test_live_states_are_the_non_final_ones() -> None:
-    assert "RUNNING" in LIVE_STATES
-    assert "PENDING" in LIVE_STATES
-    assert "COMPLETED" not in LIVE_STATES
-    assert "CANCELLED" not in LIVE_STATES
 
 
 @pytest.mark.parametrize(

@@ -24,12 +24,16 @@ __all__ = ["SLURM_STREAM_NAMES", "Stream", "collect", "place", "read_streams"]
 
 Stream = Literal["stdout", "stderr", "log"]
 
-SLURM_STREAM_NAMES: Mapping[Stream, str | None] = {"stdout": None}
+SLURM_STREAM_NAMES: Mapping[Stream, str | None] = {
+    "stdout": ":stdout",
+    "stderr": ":stderr",
+    "log": ":log",
+}
 """The ``get_diagnostics`` name under which interCEde's Slurm backend serves each stream.
 
-Only stdout (the protocol's default name, ``None``): a name is a path inside the job's working
-directory, and the Slurm backend keeps stderr and its own log outside it (so a payload file
-called ``stderr`` cannot pass for the stream). Those two are read by collecting.
+The backend keeps the streams outside the job's working directory (so a payload file called
+``stderr`` cannot pass for the stream) and serves them under reserved names that no payload
+path can take (a payload file literally named ``:stderr`` is read as ``./:stderr``).
 """
 
 

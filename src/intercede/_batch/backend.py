@@ -2,8 +2,12 @@
 
 Every operation is one or two remote shell commands whatever the number of jobs (submit 1,
 status 1, kill 1, counts 1, diagnostics 1, purge 2, get_output 2), which is what lets a site
-queue fill with a thousand pilots in well under a second. The backend stores no jobs: a handle
-carries the Slurm id and the job's directory, and every answer is derived from the resource.
+queue fill with a thousand pilots in well under a second. Id and path lists travel on the
+command's stdin, so the command line has the same size for any N. The backend stores no jobs:
+a handle carries the Slurm id and the job's directory, and every answer is derived from the
+resource. Each operation runs under one deadline (``command_timeout_s``, or
+``transfer_timeout_s`` for submit and get_output) that covers everything it waits for: the
+credential provider, a free channel, connecting, building the archive and the commands.
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+import os
 import shlex
 import tarfile
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -27,6 +33,7 @@ from ..errors import (
     AuthenticationError,
     BackendClosedError,
     InterCEdeError,
+    OperationTimeoutError,
     ResourceUnavailableError,
     SpecificationRejectedError,
 )
@@ -52,24 +59,43 @@ from ..protocols import (
 )
 from . import collect, slurm
 from .layout import JobLocation, locate
+from .pipe import run_into
 from .staging import build_batch_archive, check_submittable, is_contained
-from .transport import Transport, get_tar, shell
+from .transport import OutputLimitError, Transport, shell, tar_command, tar_input
 
-__all__ = ["DIAGNOSTICS_MAX_BYTES", "BatchBackend"]
+__all__ = [
+    "DIAGNOSTICS_MAX_BYTES",
+    "DIAGNOSTIC_STREAMS",
+    "BatchBackend",
+    "SubmitTimeoutError",
+    "SubmitUnavailableError",
+]
 
 DIAGNOSTICS_MAX_BYTES = 1 << 20
 """``get_diagnostics`` returns at most the last MiB of the file (``truncated=True`` then)."""
 
+DIAGNOSTIC_STREAMS = {":stdout": "stdout", ":stderr": "stderr", ":log": "log"}
+"""``get_diagnostics`` names for the streams kept outside the working directory. A payload
+file with one of these names is read as ``./:stderr``."""
+
 _log = logging.getLogger("intercede.batch")
 
-# sbatch messages that mean "the controller is not answering", not "your job is wrong".
-_UNAVAILABLE_MARKERS = (
-    "unable to contact",
-    "socket timed out",
-    "connection refused",
-    "temporarily unable",
-    "slurm_persist_conn",
-)
+
+class SubmitUnavailableError(ResourceUnavailableError):
+    """A submit failed, possibly after sbatch accepted some copies: ``batch`` names the batch
+    directory and the ``--comment=intercede:<batch>`` its jobs carry, for reconciliation."""
+
+    def __init__(self, message: str, *, batch: str) -> None:
+        self.batch = batch
+        super().__init__(f"{message} [batch {batch}]")
+
+
+class SubmitTimeoutError(OperationTimeoutError):
+    """A submit ran out of time, possibly after sbatch accepted some copies: see ``batch``."""
+
+    def __init__(self, message: str, *, batch: str) -> None:
+        self.batch = batch
+        super().__init__(f"{message} [batch {batch}]")
 
 
 class BatchBackend:
@@ -150,6 +176,20 @@ class BatchBackend:
         if self._requirements.kinds:
             await self.credentials()
 
+    @contextmanager
+    def _deadline(self, what: str, *, transfer: bool = False) -> Iterator[None]:
+        """One limit for the whole operation, whatever it waits for."""
+        limit = self._config.transfer_timeout_s if transfer else self._config.command_timeout_s
+        try:
+            with anyio.fail_after(limit):
+                yield
+        except OperationTimeoutError:
+            raise
+        except TimeoutError:
+            raise OperationTimeoutError(
+                f"{what} on {self._transport.resource} did not finish within {limit:g} s"
+            ) from None
+
     async def _run(
         self,
         script: str,
@@ -157,10 +197,15 @@ class BatchBackend:
         stdin: bytes | None = None,
         transfer: bool = False,
         idempotent: bool = True,
+        stdout_limit: int | None = None,
     ) -> tuple[int, str, str]:
         timeout = self._config.transfer_timeout_s if transfer else self._config.command_timeout_s
         result = await self._transport.run(
-            shell(script), stdin=stdin, timeout=timeout, idempotent=idempotent
+            shell(script),
+            stdin=stdin,
+            timeout=timeout,
+            idempotent=idempotent,
+            stdout_limit=stdout_limit,
         )
         return (
             result.rc,
@@ -184,11 +229,28 @@ class BatchBackend:
     async def submit(
         self, spec: SubmissionSpec, copies: int | Sequence[CopyVars] = 1
     ) -> Submission:
-        """N copies = one tar stream + ``sbatch --array`` (chunked remotely): one round trip."""
+        """N copies = one tar stream + ``sbatch --array`` (chunked remotely): one round trip.
+
+        When the outcome is in doubt (timeout, lost connection, unreadable reply) the error
+        carries the batch id (``SubmitTimeoutError``/``SubmitUnavailableError``): its jobs
+        carry ``--comment=intercede:<batch>`` and ``<work_root>/<batch>/chunks`` lists the
+        accepted chunks, so the caller can reconcile before submitting again.
+        """
+        batch = uuid.uuid4().hex
+        try:
+            with self._deadline("submit", transfer=True):
+                return await self._submit(spec, copies, batch)
+        except SubmitTimeoutError:
+            raise
+        except OperationTimeoutError as exc:
+            raise SubmitTimeoutError(str(exc), batch=batch) from None
+
+    async def _submit(
+        self, spec: SubmissionSpec, copies: int | Sequence[CopyVars], batch: str
+    ) -> Submission:
         await self._begin()
         variants = _copies(copies)
         check_submittable(spec, self._config)
-        batch = uuid.uuid4().hex
         batch_dir = f"{self._config.work_root}/{batch}"
         script = slurm.batch_script(
             spec,
@@ -198,21 +260,29 @@ class BatchBackend:
             has_inputs=bool(spec.inputs),
         )
         archive = await anyio.to_thread.run_sync(
-            lambda: build_batch_archive(spec, variants, batch_dir=batch_dir, script=script)
+            lambda: build_batch_archive(spec, variants, batch_dir=batch_dir, script=script),
+            abandon_on_cancel=True,
         )
         command = slurm.submit_script(
             work_root=self._config.work_root,
             batch=batch,
             copies=len(variants),
-            options=slurm.sbatch_options(spec, self._config, batch_dir),
+            options=slurm.sbatch_options(spec, self._config, batch_dir, batch),
             max_array_size=self._scheduler.max_array_size,
         )
-        rc, out, err = await self._run(command, stdin=archive, transfer=True, idempotent=False)
+        try:
+            rc, out, err = await self._run(command, stdin=archive, transfer=True, idempotent=False)
+        except ResourceUnavailableError as exc:
+            raise SubmitUnavailableError(str(exc), batch=batch) from None
         reply = slurm.parse_submit(out)
+        if reply.malformed:
+            raise SubmitUnavailableError(
+                f"unreadable reply from the submit command: {reply.malformed[0]!r}", batch=batch
+            )
         if reply.max_array_size is not None:
             self._scheduler.max_array_size = reply.max_array_size
         if not reply.chunks:
-            raise _submit_error(rc, reply.error or err, self._config.work_root)
+            raise _submit_error(rc, reply.error or err, self._config.work_root, batch)
         handles: dict[int, JobHandle] = {}
         for offset, size, array_id in reply.chunks:
             for task in range(size):
@@ -232,201 +302,273 @@ class BatchBackend:
 
     # --- status ------------------------------------------------------------------------------
 
-    async def _states(self, jobs: Sequence[JobLocation]) -> dict[str, slurm.SlurmJobState]:
-        if not jobs:
-            return {}
-        arrays = sorted({job.array_id for job in jobs})
-        _, out, err = await self._run(slurm.status_script(arrays))
-        if "@@end" not in out:
-            raise ResourceUnavailableError(f"status query failed: {err.strip()}")
-        return slurm.parse_status(out, [job.job_id for job in jobs])
+    async def _states(
+        self, jobs: Sequence[JobLocation], *, chunks: bool = False
+    ) -> slurm.StatusReply:
+        ids = [job.job_id for job in jobs]
+        _, out, err = await self._run(
+            slurm.status_script(self._config.work_root, chunks=chunks),
+            stdin=slurm.status_input((job.job_id, job.batch) for job in jobs),
+        )
+        reply = slurm.parse_status_reply(out, ids)
+        if not reply.complete or reply.squeue_ok is None or reply.sacct_ok is None:
+            raise ResourceUnavailableError(f"status query failed: {_clip(err)}")
+        if not reply.squeue_ok and not reply.sacct_ok:
+            raise ResourceUnavailableError(
+                f"Slurm is not answering (squeue and sacct both failed): {_clip(err)}"
+            )
+        return reply
 
     async def get_status(self, handles: Sequence[JobHandle]) -> Mapping[JobID, JobStatus]:
-        """One ``squeue`` + ``sacct`` command for any N; unknown ids are ``Unknown``."""
-        await self._begin()
-        jobs, bad = self._locate(handles)
-        states = await self._states(jobs)
-        result: dict[JobID, JobStatus] = dict.fromkeys(bad, JobStatus.UNKNOWN)
-        for job in jobs:
-            state = states.get(job.job_id)
-            result[job.job_id] = state.status if state else JobStatus.UNKNOWN
-        return result
+        """One ``squeue`` + ``sacct`` command for any N; unknown ids are ``Unknown``.
+
+        Raises ``ResourceUnavailableError`` when both commands fail (an outage must not look
+        like a queue of forgotten jobs). A job neither command knows (no accounting, or
+        ``MinJobAge`` passed) is Done or Failed by the exit code its log records.
+        """
+        with self._deadline("get_status"):
+            await self._begin()
+            jobs, bad = self._locate(handles)
+            result: dict[JobID, JobStatus] = dict.fromkeys(bad, JobStatus.UNKNOWN)
+            if not jobs:
+                return result
+            reply = await self._states(jobs)
+            for job in jobs:
+                result[job.job_id] = _status_of(reply, job.job_id)
+            return result
 
     # --- kill --------------------------------------------------------------------------------
 
     async def kill(self, handles: Sequence[JobHandle]) -> Mapping[JobID, OpOutcome]:
-        """One command: status, one ``scancel`` (ranges per array), status again."""
-        await self._begin()
-        jobs, bad = self._locate(handles)
-        result: dict[JobID, OpOutcome] = {
-            job_id: OpOutcome(ok=False, reason=reason) for job_id, reason in bad.items()
-        }
-        if not jobs:
+        """One command: status, one ``scancel`` (ranges per array) of the arrays squeue shows
+        with our user and ``job_name``, status again."""
+        with self._deadline("kill"):
+            await self._begin()
+            jobs, bad = self._locate(handles)
+            result: dict[JobID, OpOutcome] = {
+                job_id: OpOutcome(ok=False, reason=reason) for job_id, reason in bad.items()
+            }
+            if not jobs:
+                return result
+            ids = [job.job_id for job in jobs]
+            _, out, err = await self._run(
+                slurm.cancel_script(self._config.work_root, self._config.job_name),
+                stdin=slurm.status_input(
+                    ((job.job_id, job.batch) for job in jobs), slurm.compress_ids(ids)
+                ),
+            )
+            before_text, marker, after_text = out.partition("@@after\n")
+            before = slurm.parse_status_reply(before_text + "@@end\n", ids)
+            after = slurm.parse_status_reply(after_text, ids)
+            if not marker or not after.complete or not before.squeue_ok or not after.squeue_ok:
+                raise ResourceUnavailableError(f"scancel failed (squeue): {_clip(err)}")
+            for job in jobs:
+                if job.array_id not in before.ours and _is_live(before.states.get(job.job_id)):
+                    result[job.job_id] = OpOutcome(
+                        ok=False,
+                        reason="not cancelled: squeue shows it with another user or job name "
+                        f"than {self._config.job_name!r} (a stale or foreign handle?)",
+                    )
+                    continue
+                result[job.job_id] = _kill_outcome(
+                    before.states.get(job.job_id), after.states.get(job.job_id)
+                )
             return result
-        arrays = sorted({job.array_id for job in jobs})
-        ids = [job.job_id for job in jobs]
-        _, out, err = await self._run(slurm.cancel_script(arrays, ids))
-        before_text, marker, after_text = out.partition("@@after\n")
-        if not marker or "@@end" not in after_text:
-            raise ResourceUnavailableError(f"scancel failed: {err.strip()}")
-        before = slurm.parse_status(before_text, ids)
-        after = slurm.parse_status(after_text, ids)
-        for job_id in ids:
-            result[job_id] = _kill_outcome(before.get(job_id), after.get(job_id))
-        return result
 
     # --- output ------------------------------------------------------------------------------
 
     async def get_output(
         self, handles: Sequence[JobHandle], dest: Path
     ) -> Mapping[JobID, JobOutput | OpOutcome]:
-        """A listing, then one tar of exactly the selected files; limits checked before any
-        transfer and again while unpacking."""
-        await self._begin()
-        jobs, bad = self._locate(handles)
-        result: dict[JobID, JobOutput | OpOutcome] = {
-            job_id: OpOutcome(ok=False, reason=reason) for job_id, reason in bad.items()
-        }
-        if not jobs:
-            return result
-        listing = await self._transport.run(
-            shell(collect.listing_script(self._config.work_root, jobs)),
-            timeout=self._config.command_timeout_s,
-        )
-        if listing.rc != 0 or b"@@find\n" not in listing.stdout:
-            problem = listing.stderr.decode(errors="replace").strip()
-            raise ResourceUnavailableError(
-                f"cannot list {self._config.work_root}: {problem or f'exit code {listing.rc}'}"
-            )
-        manifests, entries = collect.parse_listing(listing.stdout)
-        plans = collect.plan_collection(
-            jobs,
-            manifests,
-            entries,
-            max_bytes=self._config.output_max_bytes,
-            max_files=self._config.output_max_files,
-        )
-        ready = {job_id: plan for job_id, plan in plans.items() if isinstance(plan, collect.Plan)}
-        for job_id, plan in plans.items():
-            if isinstance(plan, OpOutcome):
-                result[job_id] = plan
-        if not ready:
-            return result
-        paths = [remote for plan in ready.values() for remote in plan.files]
-        archive = (
-            await get_tar(
-                self._transport,
-                self._config.work_root,
-                paths,
-                self._config.transfer_timeout_s,
-            )
-            if paths
-            else b""
-        )
-        result.update(
-            await anyio.to_thread.run_sync(
-                lambda: collect.unpack(
-                    io.BytesIO(archive),
-                    ready,
-                    Path(dest),
-                    max_bytes=self._config.output_max_bytes,
+        """A listing, then one tar of exactly the selected files unpacked as it streams;
+        limits checked before any transfer and again while unpacking, and every planned file
+        must arrive whole. Both round trips share one ``transfer_timeout_s`` deadline."""
+        with self._deadline("get_output", transfer=True):
+            await self._begin()
+            jobs, bad = self._locate(handles)
+            result: dict[JobID, JobOutput | OpOutcome] = {
+                job_id: OpOutcome(ok=False, reason=reason) for job_id, reason in bad.items()
+            }
+            if not jobs:
+                return result
+            try:
+                listing = await self._transport.run(
+                    shell(collect.listing_script(self._config.work_root)),
+                    stdin=collect.listing_input(jobs),
+                    timeout=self._config.transfer_timeout_s,
+                    stdout_limit=collect.LISTING_MAX_BYTES,
                 )
+            except OutputLimitError:
+                raise ResourceUnavailableError(
+                    f"the output listing of {len(jobs)} jobs is larger than "
+                    f"{collect.LISTING_MAX_BYTES} bytes; ask for fewer jobs at once"
+                ) from None
+            collect.check_listing(
+                listing.rc, listing.stdout, listing.stderr, self._config.work_root
             )
-        )
-        return result
+            manifests, entries = collect.parse_listing(listing.stdout)
+            plans = collect.plan_collection(
+                jobs,
+                manifests,
+                entries,
+                max_bytes=self._config.output_max_bytes,
+                max_files=self._config.output_max_files,
+            )
+            ready = {job_id: p for job_id, p in plans.items() if isinstance(p, collect.Plan)}
+            for job_id, plan in plans.items():
+                if isinstance(plan, OpOutcome):
+                    result[job_id] = plan
+            if ready:
+                result.update(await self._fetch(ready, Path(dest)))
+            return result
+
+    async def _fetch(
+        self, plans: Mapping[str, collect.Plan], dest: Path
+    ) -> dict[str, JobOutput | OpOutcome]:
+        unpacker = collect.Unpacker(plans, dest, max_bytes=self._config.output_max_bytes)
+        try:
+            paths = [remote for plan in plans.values() for remote in plan.files]
+            rc: int | None = 0
+            messages = ""
+            if paths:
+                done = await run_into(
+                    self._transport,
+                    tar_command(self._config.work_root),
+                    unpacker.extract,
+                    stdin=tar_input(paths),
+                    timeout=self._config.transfer_timeout_s,
+                )
+                rc = done.rc if done is not None else None
+                messages = done.stderr.decode("utf-8", errors="replace") if done else ""
+                if done is not None and rc not in (0, 1, 2):
+                    _log.warning("output tar ended with exit code %s: %s", rc, _clip(messages))
+            return await anyio.to_thread.run_sync(unpacker.finish, rc, messages)
+        finally:
+            unpacker.close()
 
     # --- purge -------------------------------------------------------------------------------
 
     async def purge(self, handles: Sequence[JobHandle]) -> Mapping[JobID, OpOutcome]:
-        """Remove job directories (secrets included) and logs; a live job is left alone."""
-        await self._begin()
-        jobs, bad = self._locate(handles)
-        result: dict[JobID, OpOutcome] = {
-            job_id: OpOutcome(ok=False, reason=reason) for job_id, reason in bad.items()
-        }
-        if not jobs:
-            return result
-        states = await self._states(jobs)
-        removable: list[JobLocation] = []
-        for job in jobs:
-            state = states.get(job.job_id)
-            if (
-                state is not None
-                and not state.status.is_final
-                and state.status is not (JobStatus.UNKNOWN)
-            ):
-                result[job.job_id] = OpOutcome(
-                    ok=False, reason=f"job is still {state.status.value}; kill it first"
+        """Remove job directories (secrets included) and logs; a live job is left alone, and
+        so is a directory whose batch records another Slurm id for that copy."""
+        with self._deadline("purge"):
+            await self._begin()
+            jobs, bad = self._locate(handles)
+            result: dict[JobID, OpOutcome] = {
+                job_id: OpOutcome(ok=False, reason=reason) for job_id, reason in bad.items()
+            }
+            if not jobs:
+                return result
+            reply = await self._states(jobs, chunks=True)
+            if not reply.squeue_ok:
+                raise ResourceUnavailableError(
+                    "cannot tell which jobs are still live: squeue failed; nothing purged"
                 )
-            else:
-                removable.append(job)
-        if not removable:
-            return result
-        _, out, err = await self._run(_purge_script(self._config.work_root, removable))
-        if "@@done" not in out:
-            raise ResourceUnavailableError(f"purge failed: {err.strip()}")
-        had = {line[len("@@had ") :] for line in out.splitlines() if line.startswith("@@had ")}
-        for job in removable:
-            result[job.job_id] = (
-                OpOutcome(ok=True)
-                if job.job_dir in had
-                else OpOutcome(ok=False, reason="nothing to purge: no job directory")
+            removable: list[JobLocation] = []
+            for job in jobs:
+                state = reply.states.get(job.job_id)
+                recorded = reply.job_id_at(job.batch, job.index)
+                if _is_live(state) and state is not None:
+                    result[job.job_id] = OpOutcome(
+                        ok=False, reason=f"job is still {state.status.value}; kill it first"
+                    )
+                elif job.batch in reply.chunks and recorded != job.job_id:
+                    result[job.job_id] = OpOutcome(
+                        ok=False,
+                        reason=f"not purged: copy {job.index} of batch {job.batch} is Slurm job "
+                        f"{recorded or 'none'}, not {job.job_id} (a stale or altered handle?)",
+                    )
+                else:
+                    removable.append(job)
+            if not removable:
+                return result
+            _, out, err = await self._run(
+                _PURGE_SCRIPT.format(root=shlex.quote(self._config.work_root)),
+                stdin="".join(f"{job.job_dir} {job.log}\n" for job in removable).encode(),
             )
-        return result
+            if "@@done" not in out:
+                raise ResourceUnavailableError(f"purge failed: {_clip(err)}")
+            had = {line[len("@@had ") :] for line in out.splitlines() if line.startswith("@@had ")}
+            for job in removable:
+                result[job.job_id] = (
+                    OpOutcome(ok=True)
+                    if job.job_dir in had
+                    else OpOutcome(ok=True, reason="already gone")
+                )
+            return result
 
     # --- diagnostics -------------------------------------------------------------------------
 
     async def get_diagnostics(
         self, handles: Sequence[JobHandle], name: str | None = None
     ) -> Mapping[JobID, Diagnostics | OpOutcome]:
-        """The last MiB of a file of each job: its stdout, or ``name`` in its working dir."""
-        if name is not None and not is_contained(name):
+        """The last MiB of a file of each job: its stdout (``None`` or ``":stdout"``), its
+        stderr (``":stderr"``), the wrapper's Slurm log (``":log"``), or ``name`` in its
+        working directory."""
+        if name is not None and name not in DIAGNOSTIC_STREAMS and not is_contained(name):
             raise SpecificationRejectedError(
-                "must be a relative path inside the job's working directory", field="name"
+                "must be a relative path inside the job's working directory, or one of "
+                f"{', '.join(DIAGNOSTIC_STREAMS)}",
+                field="name",
             )
-        await self._begin()
-        jobs, bad = self._locate(handles)
-        result: dict[JobID, Diagnostics | OpOutcome] = {
-            job_id: OpOutcome(ok=False, reason=reason) for job_id, reason in bad.items()
-        }
-        if not jobs:
+        with self._deadline("get_diagnostics"):
+            await self._begin()
+            jobs, bad = self._locate(handles)
+            result: dict[JobID, Diagnostics | OpOutcome] = {
+                job_id: OpOutcome(ok=False, reason=reason) for job_id, reason in bad.items()
+            }
+            if not jobs:
+                return result
+            label = name or "stdout"
+            stream = DIAGNOSTIC_STREAMS.get(name or ":stdout")
+            lines = "".join(
+                f"{job.job_id} {getattr(job, stream) if stream else job.work_dir}\n" for job in jobs
+            )
+            suffix = "" if stream else f"/{name}"
+            try:
+                raw = await self._transport.run(
+                    shell(_diagnostics_script(self._config.work_root, suffix)),
+                    stdin=lines.encode(),
+                    timeout=self._config.command_timeout_s,
+                    stdout_limit=len(jobs) * (DIAGNOSTICS_MAX_BYTES + 2048) + 20480,
+                )
+            except OutputLimitError as exc:
+                raise ResourceUnavailableError(f"diagnostics reply too large: {exc}") from None
+            if raw.rc != 0:
+                problem = _clip(raw.stderr.decode("utf-8", errors="replace"))
+                raise ResourceUnavailableError(
+                    f"cannot read {label} under {self._config.work_root}: "
+                    f"{problem or f'exit code {raw.rc}'}"
+                )
+            found = _read_tar(raw.stdout)
+            for job in jobs:
+                content = found.get(job.job_id)
+                if content is None:
+                    result[job.job_id] = OpOutcome(
+                        ok=False, reason=f"no {label} for this job (not started yet, or purged)"
+                    )
+                else:
+                    truncated = len(content) > DIAGNOSTICS_MAX_BYTES
+                    result[job.job_id] = Diagnostics(
+                        name=label,
+                        content=content[-DIAGNOSTICS_MAX_BYTES:] if truncated else content,
+                        truncated=truncated,
+                    )
             return result
-        label = name or "stdout"
-        files = {
-            job.job_id: (job.stdout if name is None else f"{job.work_dir}/{name}") for job in jobs
-        }
-        result_raw = await self._transport.run(
-            shell(_diagnostics_script(self._config.work_root, files)),
-            timeout=self._config.command_timeout_s,
-        )
-        found = _read_tar(result_raw.stdout)
-        for job in jobs:
-            content = found.get(job.job_id)
-            if content is None:
-                result[job.job_id] = OpOutcome(
-                    ok=False, reason=f"no {label} for this job (not started yet, or purged)"
-                )
-            else:
-                truncated = len(content) > DIAGNOSTICS_MAX_BYTES
-                result[job.job_id] = Diagnostics(
-                    name=label,
-                    content=content[-DIAGNOSTICS_MAX_BYTES:] if truncated else content,
-                    truncated=truncated,
-                )
-        return result
 
     # --- load --------------------------------------------------------------------------------
 
     async def counts(self) -> LoadCounts:
         """Running/waiting tasks with our user, job name and partition: one squeue."""
-        await self._begin()
-        rc, out, err = await self._run(
-            slurm.counts_script(self._config.job_name, self._config.queue)
-        )
-        if rc != 0:
-            raise ResourceUnavailableError(f"squeue failed: {err.strip()}")
-        running, waiting = slurm.parse_counts(out)
-        return LoadCounts(running=running, waiting=waiting)
+        with self._deadline("counts"):
+            await self._begin()
+            rc, out, err = await self._run(
+                slurm.counts_script(self._config.job_name, self._config.queue)
+            )
+            if rc != 0:
+                raise ResourceUnavailableError(f"squeue failed: {_clip(err)}")
+            running, waiting = slurm.parse_counts(out)
+            return LoadCounts(running=running, waiting=waiting)
 
 
 def _requirements(
@@ -454,13 +596,34 @@ def _copies(copies: int | Sequence[CopyVars]) -> list[CopyVars]:
     return variants
 
 
-def _submit_error(rc: int, message: str, work_root: str) -> InterCEdeError:
-    text = message.strip() or f"exit code {rc}"
+def _clip(text: str, limit: int = 2000) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def _submit_error(rc: int, message: str, work_root: str, batch: str) -> InterCEdeError:
+    text = _clip(message) or f"exit code {rc}"
     if rc in (90, 91, 92):
-        return ResourceUnavailableError(f"cannot stage the batch under {work_root}: {text}")
-    if rc == 93 and not any(marker in text.lower() for marker in _UNAVAILABLE_MARKERS):
+        return SubmitUnavailableError(
+            f"cannot stage the batch under {work_root}: {text}", batch=batch
+        )
+    if rc == 93 and not slurm.is_transient(text):
         return SpecificationRejectedError(f"sbatch refused the submission: {text}")
-    return ResourceUnavailableError(f"submission failed: {text}")
+    return SubmitUnavailableError(f"submission failed: {text}", batch=batch)
+
+
+def _is_live(state: slurm.SlurmJobState | None) -> bool:
+    return state is not None and not state.status.is_final and state.status is not JobStatus.UNKNOWN
+
+
+def _status_of(reply: slurm.StatusReply, job_id: str) -> JobStatus:
+    state = reply.states.get(job_id)
+    if state is not None:
+        return state.status
+    code = reply.exits.get(job_id)
+    if code is not None:
+        return JobStatus.DONE if code == 0 else JobStatus.FAILED
+    return JobStatus.UNKNOWN
 
 
 def _kill_outcome(
@@ -479,42 +642,56 @@ def _kill_outcome(
     return OpOutcome(ok=False, reason=f"still {after.raw} after scancel")
 
 
-def _purge_script(work_root: str, jobs: Sequence[JobLocation]) -> str:
-    dirs = " ".join(job.job_dir for job in jobs)
-    logs = " ".join(job.log for job in jobs)
-    batches = " ".join(sorted({job.batch for job in jobs}))
-    return (
-        f"cd {shlex.quote(work_root)} || exit 3\n"
-        f'for j in {dirs}; do [ -d "$j" ] && echo "@@had $j"; done\n'
-        f"rm -rf {dirs} {logs}\n"
-        # a batch whose last copy is gone takes its script, inputs and logs with it
-        f'for b in {batches}; do set -- "$b"/[0-9]*; [ -e "$1" ] || rm -rf "$b"; done\n'
-        "echo @@done\n"
-    )
+# Ids on stdin ("<job dir> <log>" per line): the command line is the same for any N.
+_PURGE_SCRIPT = (
+    "cd {root} 2>/dev/null || {{ echo @@done; exit 0; }}\n"
+    "t=$(mktemp) || exit 4\n"
+    "trap 'rm -f \"$t\"' EXIT\n"
+    'cat > "$t"\n'
+    'while read -r d l; do [ -d "$d" ] && echo "@@had $d"; done < "$t"\n'
+    "tr ' ' '\\n' < \"$t\" | xargs -r rm -rf --\n"
+    # a batch whose last copy is gone takes its script, inputs and logs with it
+    'cut -d/ -f1 "$t" | sort -u | while read -r b; do\n'
+    '  set -- "$b"/[0-9]*; [ -e "$1" ] || rm -rf "$b"\n'
+    "done\n"
+    "echo @@done\n"
+)
 
 
-def _diagnostics_script(work_root: str, files: Mapping[str, str]) -> str:
-    copies = "".join(
-        f"[ -f {shlex.quote(path)} ] && tail -c {DIAGNOSTICS_MAX_BYTES + 1} "
-        f'{shlex.quote(path)} > "$t/{job_id}"\n'
-        for job_id, path in files.items()
-    )
+def _octal(text: str) -> str:
+    """Any name (any bytes, quotes, newlines) as a printf format of octal escapes."""
+    return "".join(f"\\{byte:03o}" for byte in os.fsencode(text))
+
+
+def _diagnostics_script(work_root: str, suffix: str) -> str:
+    """``tail -c`` of ``<path from stdin><suffix>`` per job into one tar; the one name asked
+    for is spelled in octal, so the command line holds no caller text and no N."""
     return (
         f"cd {shlex.quote(work_root)} || exit 3\n"
-        "t=$(mktemp -d) || exit 4\n" + copies + 'tar -c -f - -C "$t" .; rm -rf "$t"\n'
+        "t=$(mktemp -d) || exit 4\n"
+        "trap 'rm -rf \"$t\"' EXIT\n"
+        f"s=$(printf '{_octal(suffix)}'; echo x); s=${{s%x}}\n"
+        'mkdir "$t/d" || exit 4\n'
+        "while read -r id p; do\n"
+        f'  [ -f "$p$s" ] && tail -c {DIAGNOSTICS_MAX_BYTES + 1} "$p$s" > "$t/d/$id"\n'
+        "done\n"
+        'tar -c -f - -C "$t/d" .\n'
     )
 
 
 def _read_tar(data: bytes) -> dict[str, bytes]:
     found: dict[str, bytes] = {}
     if not data:
-        return found
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-        for member in tar:
-            if member.isfile():
-                handle = tar.extractfile(member)
-                if handle is not None:
-                    found[member.name.removeprefix("./")] = handle.read()
+        raise ResourceUnavailableError("the diagnostics reply is empty (no tar stream)")
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            for member in tar:
+                if member.isfile():
+                    handle = tar.extractfile(member)
+                    if handle is not None:
+                        found[member.name.removeprefix("./")] = handle.read()
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise ResourceUnavailableError(f"unreadable diagnostics reply: {exc}") from None
     return found
 
 

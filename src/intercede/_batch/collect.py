@@ -1,26 +1,34 @@
 """Output collection: decide remotely-listed files per job, then unpack one tar stream safely.
 
 Two round trips for any number of jobs: one listing (``find`` over every job directory plus the
-batches' manifests) and one ``tar -c`` of exactly the selected files. Deciding on the listing
-means a job over a limit, or with a member escaping its directory, is refused before a byte of
-it moves; the unpacking checks the same rules again on what actually arrived (the payload may
-still be writing). Everything lands in a private temporary directory first and is renamed into
-place per job, so a refused job leaves nothing behind in ``dest``.
+batches' manifests) and one ``tar -c`` of exactly the selected files, unpacked while it streams.
+Deciding on the listing means a job over a limit is refused before a byte of it moves; the
+unpacking checks the limits again on what actually arrives (the payload may still be writing),
+and afterwards every planned file must have arrived whole: a file that vanished, shrank or
+changed while tar read it (tar names it on stderr) fails its job rather than leaving a
+truncated or zero-padded copy. Everything lands in a private temporary directory first and is
+renamed into place per job, so a refused job leaves nothing behind in ``dest``.
+
+Links are recreated only after every file is written, then each is resolved (chains included)
+and any that leads outside its job's directory is removed and reported, never followed.
 
 Local layout under ``dest`` (documented in docs/backend.md)::
 
-    dest/<job id>.out   stdout        dest/<job id>.log   the wrapper/scheduler log
-    dest/<job id>.err   stderr        dest/<job id>/...   the payload's files
+    dest/<job id>.out   stdout        dest/<job id>.log       the wrapper/scheduler log
+    dest/<job id>.err   stderr        dest/<job id>/...       the payload's files
+                                      dest/<job id>.skipped   members left out, and why
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import shlex
 import shutil
 import tarfile
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -31,16 +39,28 @@ from .layout import MANIFEST, JobLocation
 from .staging import escapes, is_contained, matches_member
 
 __all__ = [
+    "LISTING_MAX_BYTES",
+    "SKIPPED_SUFFIX",
     "Entry",
     "Plan",
+    "Unpacker",
+    "check_listing",
+    "listing_input",
     "listing_script",
     "parse_listing",
     "plan_collection",
+    "transfer_cap",
     "unpack",
 ]
 
+LISTING_MAX_BYTES = 64 << 20
+"""The output listing is read up to this size (about 400,000 entries); beyond it the whole
+``get_output`` call fails with ``ResourceUnavailableError`` (ask for fewer jobs at once)."""
+
+SKIPPED_SUFFIX = ".skipped"
 _FIND_FORMAT = "%y %s %p\\0%l\\0"
 _STREAM_SUFFIX = {"stdout": ".out", "stderr": ".err", "log": ".log"}
+_TAR_BLOCK = 512
 
 
 @dataclass(frozen=True)
@@ -50,17 +70,28 @@ class Entry:
     link: str
 
 
-def listing_script(work_root: str, jobs: Sequence[JobLocation]) -> str:
-    """Manifests line by line, then ``find`` output NUL-separated (names may hold newlines)."""
-    batches = sorted({job.batch for job in jobs})
-    roots = [job.job_dir for job in jobs] + [job.log for job in jobs]
+def listing_input(jobs: Sequence[JobLocation]) -> bytes:
+    """What to list, on stdin (the command line stays the same size for any N)."""
+    lines = [f"B {batch}\n" for batch in sorted({job.batch for job in jobs})]
+    lines += [f"P {job.job_dir}\nP {job.log}\n" for job in jobs]
+    return "".join(lines).encode()
+
+
+def listing_script(work_root: str) -> str:
+    """Manifests line by line, then ``find`` output NUL-separated (names may hold newlines).
+    A path that does not exist (a purged job) is simply absent from the answer."""
     return (
         f"cd {shlex.quote(work_root)} || exit 3\n"
-        f"for b in {' '.join(batches)}; do\n"
+        "t=$(mktemp) || exit 4\n"
+        "trap 'rm -f \"$t\"' EXIT\n"
+        'cat > "$t"\n'
+        "sed -n 's/^B //p' \"$t\" | while read -r b; do\n"
         f'  echo "@@manifest $b"; cat "$b/{MANIFEST}" 2>/dev/null; echo; echo @@end\n'
         "done\n"
         "echo @@find\n"
-        f"find {' '.join(roots)} -printf '{_FIND_FORMAT}' 2>/dev/null; true\n"
+        "sed -n 's/^P //p' \"$t\" | xargs -r sh -c"
+        f' \'exec find "$@" -printf "{_FIND_FORMAT}"\' sh 2>/dev/null\n'
+        "exit 0\n"
     )
 
 
@@ -89,12 +120,10 @@ def parse_listing(stdout: bytes) -> tuple[dict[str, dict[str, object]], dict[str
     for record, link in zip(fields[0::2], fields[1::2], strict=False):
         kind, _, rest = record.partition(b" ")
         size, _, path = rest.partition(b" ")
-        if not path:
+        if not path or not size.isdigit():
             continue
-        entries[path.decode("utf-8", errors="surrogateescape")] = Entry(
-            kind=kind.decode(),
-            size=int(size or 0),
-            link=link.decode("utf-8", errors="surrogateescape"),
+        entries[os.fsdecode(path)] = Entry(
+            kind=kind.decode(errors="replace"), size=int(size), link=os.fsdecode(link)
         )
     return manifests, entries
 
@@ -106,7 +135,9 @@ class Plan:
     job: JobLocation
     files: dict[str, str] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
-    """remote path → link target, for symlinks that stay inside the working directory."""
+    """remote path → link target, for symlinks whose target text stays inside."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """member (relative to the working directory) → why it was left out."""
 
 
 def plan_collection(
@@ -179,15 +210,13 @@ def _plan_one(
         if not (everything or any(matches_member(p, relative) for p in patterns)):
             continue
         if not is_contained(relative):
-            return OpOutcome(ok=False, reason=f"member {relative!r} escapes the directory")
+            plan.skipped[relative] = "not a path inside the working directory"
+            continue
         remote = f"{job.work_dir}/{relative}"
         if entry.kind == "l":
             if escapes(relative, entry.link):
-                return OpOutcome(
-                    ok=False,
-                    reason=f"member {relative!r} is a link to {entry.link!r}, "
-                    "outside the working directory",
-                )
+                plan.skipped[relative] = f"link to {entry.link!r}, outside the working directory"
+                continue
             plan.links[remote] = entry.link
         else:
             plan.files[remote] = f"{job.job_id}/{relative}"
@@ -204,81 +233,227 @@ def _plan_one(
     return plan
 
 
+def transfer_cap(plans: Mapping[str, Plan], max_bytes: int) -> int:
+    """The most bytes the output tar may carry: every job at its limit plus tar's headers."""
+    files = sum(len(plan.files) for plan in plans.values())
+    return len(plans) * max_bytes + (files * 3 + 64) * _TAR_BLOCK + 20 * _TAR_BLOCK
+
+
+class _Capped(io.RawIOBase):
+    """Counts what the tar reader consumes and stops it at ``cap``."""
+
+    def __init__(self, source: IO[bytes], cap: int) -> None:
+        self._source = source
+        self._cap = cap
+        self.read_total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._source.read(len(buffer))
+        if not data:
+            return 0
+        self.read_total += len(data)
+        if self.read_total > self._cap:
+            raise _TooMuch(self._cap)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _TooMuch(Exception):
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+
+
+class Unpacker:
+    """One ``get_output`` call's unpacking, in two steps so the first can run while the tar
+    streams and the second can use tar's exit code and messages, which come after it.
+
+    Blocking (files and tarfile): run both steps in a worker thread. ``close`` always.
+    """
+
+    def __init__(self, plans: Mapping[str, Plan], dest: Path, *, max_bytes: int) -> None:
+        self._plans = plans
+        self._dest = dest
+        self._max_bytes = max_bytes
+        self._owner: dict[str, tuple[str, str]] = {}
+        for job_id, plan in plans.items():
+            for remote, local in plan.files.items():
+                self._owner[remote] = (job_id, local)
+        self._sizes = dict.fromkeys(plans, 0)
+        self._arrived: set[str] = set()
+        self._refused: dict[str, str] = {}
+        self._broken: str | None = None
+        dest.mkdir(parents=True, exist_ok=True)
+        self._staging = dest / f".intercede-{uuid.uuid4().hex}"
+        self._staging.mkdir(mode=0o700)
+
+    @property
+    def expects_data(self) -> bool:
+        return bool(self._owner)
+
+    def extract(self, stream: IO[bytes]) -> None:
+        """Write every expected regular file to the staging directory as the stream comes,
+        counting bytes per job (over ``max_bytes`` refuses the job) and in all (over
+        ``transfer_cap`` stops reading). A broken stream is recorded, never raised: the jobs
+        whose files did not all arrive fail in ``finish``. The stream is read to its end."""
+        capped = _Capped(stream, transfer_cap(self._plans, self._max_bytes))
+        reader = io.BufferedReader(capped, buffer_size=1 << 16)
+        try:
+            with tarfile.open(fileobj=reader, mode="r|") as tar:
+                for member in tar:
+                    self._take(tar, member)
+            while reader.read(1 << 16):
+                pass  # tar's end padding
+        except _TooMuch as exc:
+            self._broken = f"the transfer was stopped after more than {exc.cap} bytes"
+        except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+            self._broken = f"the output stream broke off ({exc or type(exc).__name__})"
+
+    def _take(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        target = self._owner.get(member.name)
+        if target is None or not member.isfile():
+            return  # only what we asked for, only regular files
+        job_id, local = target
+        if job_id in self._refused:
+            return
+        self._sizes[job_id] += member.size
+        if self._sizes[job_id] > self._max_bytes:
+            self._refused[job_id] = (
+                f"more than output_max_bytes={self._max_bytes} bytes arrived "
+                "(the job is still writing?)"
+            )
+            return
+        path = self._staging / local
+        path.parent.mkdir(parents=True, exist_ok=True)
+        source = tar.extractfile(member)
+        if source is None:  # pragma: no cover - isfile() members always have data
+            return
+        with path.open("wb") as sink:
+            shutil.copyfileobj(source, sink)
+        self._arrived.add(member.name)
+
+    def finish(self, tar_rc: int | None, tar_messages: str) -> dict[str, JobOutput | OpOutcome]:
+        """Per job: its output published under ``dest``, or why not."""
+        problems = _tar_problems(tar_messages, self._plans)
+        results: dict[str, JobOutput | OpOutcome] = {}
+        for job_id, plan in self._plans.items():
+            if job_id in self._refused:
+                results[job_id] = OpOutcome(ok=False, reason=self._refused[job_id])
+                continue
+            missing = [remote for remote in plan.files if remote not in self._arrived]
+            if job_id in problems or missing:
+                results[job_id] = OpOutcome(
+                    ok=False,
+                    reason=_incomplete(plan, problems.get(job_id), missing, self._broken, tar_rc),
+                )
+                continue
+            skipped = dict(plan.skipped)
+            skipped.update(_make_links(self._staging / job_id, plan))
+            if skipped:
+                report = "".join(f"{name!r}: {why}\n" for name, why in sorted(skipped.items()))
+                (self._staging / f"{job_id}{SKIPPED_SUFFIX}").write_text(report, errors="replace")
+            results[job_id] = _publish(self._staging, self._dest, job_id)
+        return results
+
+    def close(self) -> None:
+        shutil.rmtree(self._staging, ignore_errors=True)
+
+
 def unpack(
     stream: IO[bytes],
     plans: Mapping[str, Plan],
     dest: Path,
     *,
     max_bytes: int,
+    tar_rc: int | None = 0,
+    tar_messages: str = "",
 ) -> dict[str, JobOutput | OpOutcome]:
-    """Unpack the tar of every planned file into ``dest`` (blocking: run it in a thread)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    staging = dest / f".intercede-{uuid.uuid4().hex}"
-    staging.mkdir(mode=0o700)
+    """Both steps at once, for a stream already at hand (blocking: run it in a thread)."""
+    unpacker = Unpacker(plans, dest, max_bytes=max_bytes)
     try:
-        owner: dict[str, tuple[str, str]] = {}
-        for job_id, plan in plans.items():
-            for remote, local in plan.files.items():
-                owner[remote] = (job_id, local)
-        sizes = dict.fromkeys(plans, 0)
-        refused: dict[str, str] = {}
-        if any(plan.files for plan in plans.values()):
-            _extract(stream, owner, sizes, refused, staging, max_bytes)
-        results: dict[str, JobOutput | OpOutcome] = {}
-        for job_id, plan in plans.items():
-            if job_id in refused:
-                results[job_id] = OpOutcome(ok=False, reason=refused[job_id])
-                continue
-            for remote, link_target in plan.links.items():
-                link = staging / job_id / remote[len(plan.job.work_dir) + 1 :]
-                link.parent.mkdir(parents=True, exist_ok=True)
-                link.symlink_to(link_target)
-            results[job_id] = _publish(staging, dest, job_id)
-        return results
+        if unpacker.expects_data:
+            unpacker.extract(stream)
+        return unpacker.finish(tar_rc, tar_messages)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        unpacker.close()
 
 
-def _extract(
-    stream: IO[bytes],
-    owner: Mapping[str, tuple[str, str]],
-    sizes: dict[str, int],
-    refused: dict[str, str],
-    staging: Path,
-    max_bytes: int,
-) -> None:
-    """Write every expected regular file to ``staging``; count bytes per job as they come."""
-    try:
-        tar = tarfile.open(fileobj=stream, mode="r|")  # noqa: SIM115 - closed by the with below
-    except tarfile.ReadError:
-        raise ResourceUnavailableError("the output transfer returned no tar stream") from None
-    with tar:
-        for member in tar:
-            target = owner.get(member.name)
-            if target is None or not member.isfile():
-                continue  # only what we asked for, only regular files
-            job_id, local = target
-            if job_id in refused:
-                continue
-            sizes[job_id] += member.size
-            if sizes[job_id] > max_bytes:
-                refused[job_id] = (
-                    f"more than output_max_bytes={max_bytes} bytes arrived "
-                    "(the job is still writing?)"
-                )
-                continue
-            path = staging / local
-            path.parent.mkdir(parents=True, exist_ok=True)
-            source = tar.extractfile(member)
-            if source is None:  # pragma: no cover - isfile() members always have data
-                continue
-            with path.open("wb") as sink:
-                shutil.copyfileobj(source, sink)
+def _tar_problems(messages: str, plans: Mapping[str, Plan]) -> dict[str, str]:
+    """tar's complaints (``tar: <path>: <problem>``) by the job whose directory they name."""
+    prefixes = {f"{plan.job.job_dir}/": job_id for job_id, plan in plans.items()}
+    logs = {plan.job.log: job_id for job_id, plan in plans.items()}
+    found: dict[str, str] = {}
+    for line in messages.splitlines():
+        text = line.removeprefix("tar: ")
+        job_id = next((j for log, j in logs.items() if text.startswith(f"{log}:")), None)
+        if job_id is None:
+            head = "/".join(text.split("/", 2)[:2]) + "/"
+            job_id = prefixes.get(head)
+        if job_id is not None and job_id not in found:
+            found[job_id] = text.strip()
+    return found
+
+
+def _incomplete(
+    plan: Plan, problem: str | None, missing: list[str], broken: str | None, rc: int | None
+) -> str:
+    root = f"{plan.job.job_dir}/"
+    names = ", ".join(repr(m.removeprefix(root)) for m in missing[:3])
+    more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+    if problem is not None:
+        why = f"tar reported {problem!r}"
+    elif broken is not None:
+        why = broken
+    else:
+        why = f"tar ended with exit code {rc}" if rc else "they were not in the stream"
+    detail = f"; missing {names}{more}" if missing else ""
+    return f"output incomplete, nothing kept: {why}{detail}"
+
+
+def _make_links(root: Path, plan: Plan) -> dict[str, str]:
+    """Recreate the plan's symlinks under ``root``; remove (and report) every one that, once
+    resolved with the others in place, leads outside ``root``. Repeated until none does,
+    since removing one link can change where another resolves."""
+    work = f"{plan.job.work_dir}/"
+    skipped: dict[str, str] = {}
+    made: dict[str, Path] = {}
+    base = os.path.realpath(root)
+    inside: Callable[[str], bool] = lambda p: p == base or p.startswith(base + os.sep)  # noqa: E731
+    for remote, target in sorted(plan.links.items(), key=lambda item: item[0].count("/")):
+        relative = remote.removeprefix(work)
+        link = root / relative
+        if not inside(os.path.realpath(link.parent)):
+            skipped[relative] = "its directory leads outside the working directory"
+            continue
+        try:
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(target)
+        except OSError as exc:
+            skipped[relative] = f"cannot be recreated ({exc.strerror})"
+            continue
+        made[relative] = link
+    changed = True
+    while changed:
+        changed = False
+        leaving = [rel for rel, link in made.items() if not inside(os.path.realpath(link))]
+        for relative in leaving:
+            made.pop(relative).unlink()
+            skipped[relative] = (
+                f"link to {plan.links[work + relative]!r} resolves outside the working directory"
+            )
+            changed = True
+    return skipped
 
 
 def _publish(staging: Path, dest: Path, job_id: str) -> JobOutput:
     """Replace this job's previous output in ``dest`` by what was just staged."""
-    names = [job_id, *(job_id + suffix for suffix in _STREAM_SUFFIX.values())]
+    names = [
+        job_id,
+        *(job_id + suffix for suffix in _STREAM_SUFFIX.values()),
+        job_id + SKIPPED_SUFFIX,
+    ]
     for name in names:
         old = dest / name
         if old.is_dir() and not old.is_symlink():
@@ -304,3 +479,10 @@ def _publish(staging: Path, dest: Path, job_id: str) -> JobOutput:
         log=present(".log"),
         files=tuple(files),
     )
+
+
+def check_listing(rc: int, stdout: bytes, stderr: bytes, work_root: str) -> None:
+    """A listing without its marker means the command did not run as written."""
+    if rc != 0 or b"@@find\n" not in stdout:
+        problem = stderr.decode(errors="replace").strip()
+        raise ResourceUnavailableError(f"cannot list {work_root}: {problem or f'exit code {rc}'}")

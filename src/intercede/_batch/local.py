@@ -6,9 +6,10 @@ import math
 import subprocess
 
 import anyio
+from anyio.abc import ByteReceiveStream, Process
 
-from ..errors import OperationTimeoutError, ResourceUnavailableError
-from .transport import CommandResult
+from ..errors import BackendClosedError, OperationTimeoutError, ResourceUnavailableError
+from .transport import STDERR_LIMIT, CommandResult, Sink, StdoutCollector, task_group
 
 __all__ = ["LocalTransport"]
 
@@ -21,6 +22,7 @@ class LocalTransport:
 
     def __init__(self, *, command_timeout_s: float) -> None:
         self._timeout = command_timeout_s
+        self._closed = False
         self.connections_opened = 0
         self.round_trips = 0
 
@@ -31,23 +33,63 @@ class LocalTransport:
         stdin: bytes | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - per-call limit, part of the contract
         idempotent: bool = True,
+        stdout_limit: int | None = None,
+        sink: Sink | None = None,
     ) -> CommandResult:
+        if self._closed:
+            raise BackendClosedError("the local transport is closed")
         limit = self._timeout if timeout is None else timeout
         self.round_trips += 1
         try:
             with anyio.fail_after(limit if math.isfinite(limit) else None):
-                done = await anyio.run_process(
-                    argv,
-                    input=stdin if stdin is not None else b"",
-                    check=False,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
+                process = await anyio.open_process(
+                    argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
                 )
+                try:
+                    return await _exchange(process, stdin, StdoutCollector(stdout_limit, sink))
+                finally:
+                    if process.returncode is None:
+                        process.kill()
+                    with anyio.CancelScope(shield=True):
+                        await process.aclose()
         except TimeoutError:
             raise OperationTimeoutError(f"{argv[0]} did not finish within {limit:g} s") from None
         except OSError as exc:
             raise ResourceUnavailableError(f"cannot run {argv[0]}: {exc.strerror}") from None
-        return CommandResult(done.returncode, done.stdout, done.stderr)
 
     async def aclose(self) -> None:
-        return None
+        self._closed = True
+
+
+async def _exchange(process: Process, stdin: bytes | None, out: StdoutCollector) -> CommandResult:
+    err: list[bytes] = []
+
+    async def feed() -> None:
+        pipe = process.stdin
+        if pipe is None:
+            return
+        try:
+            if stdin:
+                await pipe.send(stdin)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass  # the command stopped reading: its exit code says why
+        finally:
+            await pipe.aclose()
+
+    async def drain(stream: ByteReceiveStream | None, into: list[bytes]) -> None:
+        size = 0
+        if stream is None:
+            return
+        async for chunk in stream:
+            if size < STDERR_LIMIT:
+                into.append(chunk)
+            size += len(chunk)
+
+    async with task_group() as group:
+        group.start_soon(feed)
+        group.start_soon(drain, process.stderr, err)
+        if process.stdout is not None:
+            async for chunk in process.stdout:
+                await out.add(chunk)
+    rc = await process.wait()
+    return CommandResult(rc, out.value(), b"".join(err))

@@ -20,25 +20,33 @@ from ..models import JobStatus, Resources, SubmissionSpec
 from .layout import BATCH_SCRIPT
 
 __all__ = [
+    "CHUNKS",
     "DEFAULT_MAX_ARRAY_SIZE",
-    "LIVE_STATES",
+    "EXIT_LINE",
     "SLURM_STATES",
+    "TRANSIENT_SUBMIT_ERRORS",
     "SlurmJobState",
     "SlurmScheduler",
+    "StatusReply",
     "SubmitReply",
+    "batch_comment",
     "batch_script",
     "cancel_script",
     "compress_ids",
     "counts_script",
     "expand_job_ids",
+    "is_transient",
     "map_state",
     "normalise_state",
+    "parse_chunk",
     "parse_counts",
     "parse_status",
+    "parse_status_reply",
     "parse_submit",
     "quote_command",
     "resource_options",
     "sbatch_options",
+    "status_input",
     "status_script",
     "submit_script",
 ]
@@ -84,9 +92,6 @@ SLURM_STATES: Mapping[str, JobStatus] = MappingProxyType(
 ``CANCELLED by <uid>`` suffix and sacct's ``+`` truncation mark are stripped before lookup
 (``normalise_state``), and the states DIRAC left to ``Unknown`` (OUT_OF_MEMORY, BOOT_FAIL,
 DEADLINE, REQUEUED, ...) are mapped. A state missing here maps to ``Unknown``."""
-
-LIVE_STATES = frozenset(state for state, status in SLURM_STATES.items() if not status.is_final)
-"""Raw states a job can still leave: ``scancel`` has something to stop."""
 
 
 def normalise_state(raw: str) -> str:
@@ -175,21 +180,25 @@ def _slurm_duration(seconds: int) -> str:
     return f"{days}-{hours:02d}:{minutes:02d}:{secs:02d}"
 
 
+def batch_comment(batch: str, tag: str | None) -> str:
+    """The ``--comment`` of every job of a batch: the batch id (never secret) so a submit whose
+    reply was lost can be found again (``squeue -u <user> -o '%i %k'``), then the spec's tag."""
+    return f"intercede:{batch}" + (f" {tag}" if tag else "")
+
+
 def sbatch_options(
-    spec: SubmissionSpec, config: SSHBatchConfig | LocalBatchConfig, batch_dir: str
+    spec: SubmissionSpec, config: SSHBatchConfig | LocalBatchConfig, batch_dir: str, batch: str
 ) -> list[str]:
     """Every sbatch option but ``--array`` (which the remote loop adds per chunk)."""
-    opts = [
+    return [
         "--parsable",
         f"--job-name={config.job_name}",
         f"--output={batch_dir}/logs/%A_%a.log",
         f"--chdir={batch_dir}",
+        f"--comment={batch_comment(batch, spec.tag)}",
         *resource_options(spec.resources, config),
+        *config.submit_extra,
     ]
-    if spec.tag:
-        opts.append(f"--comment={spec.tag}")
-    opts.extend(config.submit_extra)
-    return opts
 
 
 def quote_command(argv: Sequence[str], *, field: str) -> str:
@@ -209,6 +218,12 @@ def quote_command(argv: Sequence[str], *, field: str) -> str:
     return shlex.join(argv)
 
 
+_PLACEHOLDER = re.compile(r"\{image\}|\{command\}")
+
+EXIT_LINE = "intercede: exit code "
+"""How the batch script's last log line starts; status reads it when Slurm forgot the job."""
+
+
 def batch_script(
     spec: SubmissionSpec,
     config: SSHBatchConfig | LocalBatchConfig,
@@ -219,19 +234,16 @@ def batch_script(
 ) -> str:
     """The one batch script every copy of the batch runs (array task + offset = copy index).
 
-    Secrets never appear here: each copy's ``env`` file exports only their paths.
+    Secrets never appear here: each copy's ``env`` file exports only their paths. A container
+    image without a launcher never gets here (``staging.check_submittable`` refuses it).
     """
     command = quote_command(
         [f"{batch_dir}/bin/{executable_name}", *spec.arguments], field="executable"
     )
-    if spec.container_image is not None:
-        if config.container_launcher is None:
-            raise SpecificationRejectedError(
-                "this backend has no container_launcher configured", field="container_image"
-            )
-        command = config.container_launcher.replace(
-            "{image}", shlex.quote(spec.container_image)
-        ).replace("{command}", command)
+    if spec.container_image is not None and config.container_launcher is not None:
+        # One pass: a command holding the text "{image}" must stay as it is.
+        values = {"{image}": shlex.quote(spec.container_image), "{command}": command}
+        command = _PLACEHOLDER.sub(lambda m: values[m.group(0)], config.container_launcher)
     exports = "".join(
         f"export {name}={shlex.quote(value)}\n" for name, value in spec.environment.items()
     )
@@ -257,9 +269,14 @@ def batch_script(
         + command
         + "\n"
         "rc=$?\n"
-        'echo "intercede: exit code $rc at $(date -u +%Y-%m-%dT%H:%M:%SZ)" >&3\n'
+        f'echo "{EXIT_LINE}$rc at $(date -u +%Y-%m-%dT%H:%M:%SZ)" >&3\n'
         'exit "$rc"\n'
     )
+
+
+CHUNKS = "chunks"
+"""``<batch>/chunks``: the ``@@chunk`` lines of every chunk sbatch accepted, written as they
+happen, so a submit whose reply was lost can be reconciled (and purge can check a handle)."""
 
 
 def submit_script(
@@ -269,7 +286,7 @@ def submit_script(
 
     Chunking happens remotely so the count of round trips stays one for any N; when the array
     limit is not configured the script asks ``scontrol`` once and reports it (``@@max``) so the
-    backend can cache it.
+    backend can cache it. The script's size does not depend on N.
     """
     root = shlex.quote(work_root)
     opts = shlex.join(options)
@@ -293,6 +310,7 @@ def submit_script(
         '  k=$((n - o)); [ "$k" -gt "$max" ] && k=$max\n'
         f'  if id=$(sbatch {opts} --array=0-$((k - 1)) "$PWD/$b/{BATCH_SCRIPT}" "$o"'
         ' 2>"$b/sbatch.err"); then\n'
+        f'    echo "@@chunk $o $k $id" >> "$b/{CHUNKS}"\n'
         '    echo "@@chunk $o $k $id"\n'
         "  else\n"
         '    echo "@@fail $o"; cat "$b/sbatch.err"\n'
@@ -309,12 +327,26 @@ def submit_script(
 @dataclass(frozen=True)
 class SubmitReply:
     """What the submit script said: ``chunks`` (offset, size, array id) and, if a chunk failed,
-    the offset it failed at and sbatch's message."""
+    the offset it failed at and sbatch's message. ``malformed`` holds lines that looked like
+    markers but could not be read: their copies' fate is unknown."""
 
     chunks: tuple[tuple[int, int, str], ...]
     max_array_size: int | None
     failed_at: int | None
     error: str
+    malformed: tuple[str, ...] = ()
+
+
+def parse_chunk(line: str) -> tuple[int, int, str] | None:
+    """``@@chunk <offset> <size> <id>[;cluster]`` → (offset, size, array id); ``None`` if bad."""
+    parts = line.split(maxsplit=3)
+    if len(parts) != 4 or parts[0] != "@@chunk":
+        return None
+    _, offset, size, raw_id = parts
+    array_id = raw_id.split(";")[0].strip()  # --parsable prints "<id>" or "<id>;<cluster>"
+    if not (offset.isdigit() and size.isdigit() and array_id.isdigit()):
+        return None
+    return int(offset), int(size), array_id
 
 
 def parse_submit(stdout: str) -> SubmitReply:
@@ -322,63 +354,206 @@ def parse_submit(stdout: str) -> SubmitReply:
     max_size: int | None = None
     failed_at: int | None = None
     error_lines: list[str] = []
+    malformed: list[str] = []
     for line in stdout.splitlines():
         if failed_at is not None:
             error_lines.append(line)
         elif line.startswith("@@max "):
-            max_size = int(line.split()[1])
-        elif line.startswith("@@chunk "):
-            _, offset, size, raw_id = line.split(maxsplit=3)
-            # --parsable prints "<id>" or "<id>;<cluster>"
-            chunks.append((int(offset), int(size), raw_id.split(";")[0].strip()))
-        elif line.startswith("@@fail "):
-            failed_at = int(line.split()[1])
+            value = line.split()[1] if len(line.split()) > 1 else ""
+            if value.isdigit() and int(value) > 0:
+                max_size = int(value)
+        elif line.startswith("@@chunk"):
+            chunk = parse_chunk(line)
+            if chunk is None:
+                malformed.append(line)
+            else:
+                chunks.append(chunk)
+        elif line.startswith("@@fail"):
+            value = line.split()[1] if len(line.split()) > 1 else ""
+            if value.isdigit():
+                failed_at = int(value)
+            else:
+                malformed.append(line)
     return SubmitReply(
         chunks=tuple(chunks),
         max_array_size=max_size,
         failed_at=failed_at,
         error="\n".join(error_lines).strip(),
+        malformed=tuple(malformed),
     )
+
+
+# sbatch's messages for a refusal that goes away by itself: the controller is busy or down, or
+# a submit quota (QOS/association MaxSubmitJobs, MaxJobCount) is full until jobs finish. Slurm
+# words the quota case as "Job violates accounting/QOS policy (job submit limit, ...)".
+TRANSIENT_SUBMIT_ERRORS = (
+    "unable to contact",
+    "socket timed out",
+    "connection refused",
+    "temporarily unable",
+    "resource temporarily unavailable",
+    "slurm_persist_conn",
+    "job queue full",
+    "job submit limit",
+    "qosmaxsubmitjob",
+    "assocmaxsubmitjob",
+    "maxsubmitjob",
+    "qosgrpsubmitjob",
+    "assocgrpsubmitjob",
+)
+"""The one classification table: a sbatch message holding any of these (case-insensitive) is
+``ResourceUnavailableError`` (try again later); any other refusal is
+``SpecificationRejectedError`` (this spec will never be accepted)."""
+
+
+def is_transient(message: str) -> bool:
+    text = message.lower()
+    return any(marker in text for marker in TRANSIENT_SUBMIT_ERRORS)
 
 
 # --- status, kill, counts ----------------------------------------------------------------
 
-_SQUEUE_FORMAT = "%i|%T"
+_SQUEUE_FORMAT = "%i|%T|%u|%j"
 _SACCT_FIELDS = "JobID,State"
+_CHUNK_ARGS = 500
+"""Ids per squeue/sacct/scancel invocation: the remote argv stays far under the kernel's
+128 KiB single-argument limit whatever N is; the round trip stays one."""
 
 
-def status_script(array_ids: Sequence[str]) -> str:
-    """squeue for live jobs and sacct for the rest, in one shell command.
+def status_input(jobs: Iterable[tuple[str, str]], cancel: Sequence[str] = ()) -> bytes:
+    """The id lists travel on stdin, so the command line has the same size for any N:
+    ``J <job id> <batch>`` per job, ``C <range>`` per ``scancel`` argument."""
+    lines = [f"J {job_id} {batch}\n" for job_id, batch in jobs]
+    lines += [f"C {item}\n" for item in cancel]
+    return "".join(lines).encode()
+
+
+def _status_prelude(work_root: str) -> str:
+    root = shlex.quote(work_root)
+    return (
+        "t=$(mktemp -d) || exit 4\n"
+        "trap 'rm -rf \"$t\"' EXIT\n"
+        'cat > "$t/in"\n'
+        'sed -n \'s/^J //p\' "$t/in" > "$t/jobs"\n'
+        'cut -d\' \' -f1 "$t/jobs" | cut -d_ -f1 | sort -u > "$t/arrays"\n'
+        f"r={root}\n"
+        # squeue fails when none of its ids is known to it: the user's whole queue (filtered
+        # locally) then tells "unknown to Slurm" from "Slurm not answering".
+        "status() {\n"
+        "  echo @@squeue\n"
+        f'  xargs -r -n {_CHUNK_ARGS} sh -c \'IFS=,; squeue -h -r -t all -j "$*"'
+        f' -o "{_SQUEUE_FORMAT}" 2>/dev/null'
+        f' || squeue -h -r -t all -u "$(id -un)" -o "{_SQUEUE_FORMAT}"\' sh'
+        ' < "$t/arrays" > "$t/q"\n'
+        '  s=$?; cat "$t/q"; echo "@@rc squeue $s"\n'
+        "  echo @@sacct\n"
+        f'  xargs -r -n {_CHUNK_ARGS} sh -c \'IFS=,; exec sacct -n -P -X -j "$*"'
+        f" -o {_SACCT_FIELDS}' sh"
+        ' < "$t/arrays" > "$t/s"\n'
+        '  s=$?; cat "$t/s"; echo "@@rc sacct $s"\n'
+        "}\n"
+    )
+
+
+# Jobs neither command knows (no accounting, MinJobAge passed): the batch script's last log
+# line still says how the payload ended. One grep over just those logs.
+_EXITS = (
+    "echo @@exits\n"
+    'cut -d\'|\' -f1 "$t/q" "$t/s" | sort -u > "$t/known"\n'
+    'awk \'NR == FNR { k[$0] = 1; next } !($1 in k) { print $2 "/logs/" $1 ".log" }\''
+    ' "$t/known" "$t/jobs" > "$t/logs"\n'
+    'if [ -s "$t/logs" ] && cd "$r" 2>/dev/null; then\n'
+    f"  xargs -r grep -H '^{EXIT_LINE}[0-9]' < \"$t/logs\" 2>/dev/null\n"
+    "fi\n"
+)
+
+# Each batch's chunk record, so purge can check a handle's id against its routing.
+_CHUNKS = (
+    "cut -d' ' -f2 \"$t/jobs\" | sort -u | while read -r b; do\n"
+    f'  [ -f "$r/$b/{CHUNKS}" ] && {{ echo "@@chunks $b"; cat "$r/$b/{CHUNKS}"; }}\n'
+    "done\n"
+)
+
+
+def status_script(work_root: str, *, chunks: bool = False) -> str:
+    """squeue for live jobs, sacct for the rest, each command's exit code (``@@rc``), the exit
+    line of jobs both forgot, and with ``chunks`` each batch's chunk record; ids on stdin
+    (``status_input``).
 
     ``-t all`` keeps finished jobs in squeue's answer for ``MinJobAge``, which covers the
-    moment between a job leaving the queue and slurmdbd recording it. squeue fails when every
-    id it is given is unknown to it; the fallback lists the user's whole queue (filtered
-    locally) so that case still reads sacct's answer.
+    moment between a job leaving the queue and slurmdbd recording it.
     """
-    ids = ",".join(array_ids)
     return (
-        f"squeue -h -r -t all -j {ids} -o '{_SQUEUE_FORMAT}' 2>/dev/null"
-        f" || squeue -h -r -t all -u \"$(id -un)\" -o '{_SQUEUE_FORMAT}' 2>/dev/null\n"
-        "echo @@sacct\n"
-        f"sacct -n -P -X -j {ids} -o {_SACCT_FIELDS} 2>/dev/null\n"
-        "echo @@end\n"
+        _status_prelude(work_root)
+        + "status\n"
+        + _EXITS
+        + (_CHUNKS if chunks else "")
+        + "echo @@end\n"
+    )
+
+
+def cancel_script(work_root: str, job_name: str) -> str:
+    """Status before, one ``scancel`` per chunk of ranges, status after; ids on stdin.
+
+    Only arrays that squeue shows with our user and ``job_name`` are cancelled (``@@ours``):
+    a stale handle cannot cancel someone else's job. scancel's own ``-u``/``--name`` filters
+    are not used: with them Slurm 22.05 cancels a whole pending array when asked for one task.
+    """
+    return (
+        _status_prelude(work_root)
+        + "status\n"
+        + f"n={shlex.quote(job_name)}\n"
+        + "m=$(id -un)\n"
+        + 'n="$n" m="$m" awk -F\'|\' \'$3 == ENVIRON["m"] && $4 == ENVIRON["n"]'
+        ' { split($1, a, "_"); print a[1] }\' "$t/q" | sort -u > "$t/ours"\n'
+        + "sed 's/^/@@ours /' \"$t/ours\"\n"
+        + "sed -n 's/^C //p' \"$t/in\" | awk -F_ 'NR == FNR { ok[$0] = 1; next } ($1 in ok)'"
+        ' "$t/ours" - > "$t/cancel"\n'
+        + f'xargs -r -n {_CHUNK_ARGS} scancel < "$t/cancel"; echo "@@rc scancel $?"\n'
+        + "echo @@after\n"
+        + "status\n"
+        + "echo @@end\n"
     )
 
 
 @dataclass(frozen=True)
 class SlurmJobState:
-    """One job as Slurm reports it: the raw state and which command said so."""
+    """One job as Slurm reports it."""
 
     raw: str
-    source: str  # "squeue" or "sacct"
 
     @property
     def status(self) -> JobStatus:
         return map_state(self.raw)
 
 
-def parse_status(stdout: str, wanted: Iterable[str]) -> dict[str, SlurmJobState]:
-    """The states of ``wanted`` task ids; an id missing from both commands is left out.
+@dataclass(frozen=True)
+class StatusReply:
+    """Everything one status section said.
+
+    ``squeue_ok``/``sacct_ok`` are ``None`` when the reply carries no exit code (recorded
+    output); ``exits`` maps a job to the exit code its log reports; ``chunks`` maps a batch to
+    its recorded chunks; ``ours`` are the arrays with our user and job name.
+    """
+
+    states: dict[str, SlurmJobState]
+    squeue_ok: bool | None
+    sacct_ok: bool | None
+    exits: dict[str, int]
+    chunks: dict[str, tuple[tuple[int, int, str], ...]]
+    ours: frozenset[str]
+    complete: bool
+
+    def job_id_at(self, batch: str, index: int) -> str | None:
+        """The Slurm id recorded for copy ``index`` of ``batch`` (``None``: no record)."""
+        for offset, size, array_id in self.chunks.get(batch, ()):
+            if offset <= index < offset + size:
+                return f"{array_id}_{index - offset}"
+        return None
+
+
+def parse_status_reply(stdout: str, wanted: Iterable[str]) -> StatusReply:
+    """The states of ``wanted`` task ids plus what the script said about its commands.
 
     squeue (live view) wins, except where it still says COMPLETING and sacct already has the
     final state.
@@ -390,29 +565,60 @@ def parse_status(stdout: str, wanted: Iterable[str]) -> dict[str, SlurmJobState]
     # state holds for every task of it not listed on its own.
     live_whole: dict[str, str] = {}
     accounted_whole: dict[str, str] = {}
-    target, whole = live, live_whole
+    rcs: dict[str, int] = {}
+    exits: dict[str, int] = {}
+    chunks: dict[str, list[tuple[int, int, str]]] = {}
+    ours: set[str] = set()
+    section = "squeue"
+    batch = ""
+    complete = False
     for line in stdout.splitlines():
-        if line == "@@sacct":
-            target, whole = accounted, accounted_whole
+        if line.startswith("@@"):
+            word, _, rest = line[2:].partition(" ")
+            if word in ("squeue", "sacct", "exits"):
+                section = word
+            elif word == "rc":
+                name, _, code = rest.partition(" ")
+                rcs[name] = int(code) if code.lstrip("-").isdigit() else -1
+            elif word == "chunks":
+                section, batch = "chunks", rest
+                chunks.setdefault(batch, [])
+            elif word == "chunk" and section == "chunks":
+                chunk = parse_chunk(line)
+                if chunk is not None:
+                    chunks[batch].append(chunk)
+            elif word == "ours":
+                ours.add(rest.strip())
+            elif word == "end":
+                complete = True
+                break
             continue
-        if line == "@@end":
-            break
-        job_field, sep, state = line.partition("|")
-        if not sep:
+        if section == "exits":
+            path, sep, text = line.partition(f":{EXIT_LINE}")
+            code = text.split(" ", 1)[0]
+            if sep and code.isdigit() and path.endswith(".log"):
+                exits[path.rsplit("/", 1)[-1].removesuffix(".log")] = int(code)
             continue
-        if job_field.strip().isdigit():
-            whole[job_field.strip()] = state.strip()
+        if section not in ("squeue", "sacct"):
+            continue
+        target, whole = (live, live_whole) if section == "squeue" else (accounted, accounted_whole)
+        fields = line.split("|")
+        if len(fields) < 2:
+            continue
+        job_field, state = fields[0].strip(), fields[1].strip()
+        if job_field.isdigit():
+            whole[job_field] = state
             continue
         for job_id in expand_job_ids(job_field):
             if job_id in want:
-                target[job_id] = state.strip()
+                target[job_id] = state
     for job_id in want:
         array = job_id.partition("_")[0]
         if job_id not in live and array in live_whole:
             live[job_id] = live_whole[array]
         if job_id not in accounted and array in accounted_whole:
             accounted[job_id] = accounted_whole[array]
-    out: dict[str, SlurmJobState] = {}
+    states: dict[str, SlurmJobState] = {}
     for job_id in want:
         squeue_state = live.get(job_id)
         sacct_state = accounted.get(job_id)
@@ -421,20 +627,23 @@ def parse_status(stdout: str, wanted: Iterable[str]) -> dict[str, SlurmJobState]
             and sacct_state is not None
             and map_state(sacct_state).is_final
         ):
-            out[job_id] = SlurmJobState(squeue_state, "squeue")
+            states[job_id] = SlurmJobState(squeue_state)
         elif sacct_state is not None:
-            out[job_id] = SlurmJobState(sacct_state, "sacct")
-    return out
-
-
-def cancel_script(array_ids: Sequence[str], job_ids: Sequence[str]) -> str:
-    """Status before, one ``scancel`` for every id (ranges per array), status after."""
-    return (
-        status_script(array_ids)
-        + f"scancel {shlex.join(compress_ids(job_ids))} 2>/dev/null\n"
-        + "echo @@after\n"
-        + status_script(array_ids)
+            states[job_id] = SlurmJobState(sacct_state)
+    return StatusReply(
+        states=states,
+        squeue_ok=rcs["squeue"] == 0 if "squeue" in rcs else None,
+        sacct_ok=rcs["sacct"] == 0 if "sacct" in rcs else None,
+        exits={job_id: code for job_id, code in exits.items() if job_id in want},
+        chunks={b: tuple(c) for b, c in chunks.items()},
+        ours=frozenset(ours),
+        complete=complete,
     )
+
+
+def parse_status(stdout: str, wanted: Iterable[str]) -> dict[str, SlurmJobState]:
+    """The states of ``wanted`` task ids; an id missing from both commands is left out."""
+    return parse_status_reply(stdout, wanted).states
 
 
 def counts_script(job_name: str, queue: str | None) -> str:

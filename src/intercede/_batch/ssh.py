@@ -1,12 +1,16 @@
 """Reach the resource over SSH with asyncssh: one long-lived connection, many channels.
 
 DIRAC's SSH CE pays a new ``ssh`` process per call (DC-31); here one connection serves every
-call and every concurrent operation (each command is a channel on it). A connection found
-dropped before a command starts is re-opened with tenacity (``reconnect_attempts``); a command
-that may already have run is retried only if it is idempotent, so a lost ``sbatch`` reply never
-submits twice. Host keys are always verified against the configured ``known_hosts``. A login
-the resource rejects pulls the credentials once more and tries again, so a key or password
-rotated under a running agent costs one failed login, not an outage.
+call and every concurrent operation (each command is a channel on it, at most
+``MAX_CHANNELS`` at once). A connection found dropped before a command starts is re-opened with
+tenacity (``reconnect_attempts``); a command that may already have run is retried only if it is
+idempotent, so a lost ``sbatch`` reply never submits twice. A channel the server refuses
+(``MaxSessions``) while the connection is up is retried with back-off on the same connection:
+dropping it would kill every other command in flight. Host keys are always verified against
+the configured ``known_hosts``. A login the resource rejects pulls the credentials once more
+and tries again, so a key or password rotated under a running agent costs one failed login,
+not an outage. Once closed, the transport never connects again (``BackendClosedError``), even
+for a retry that was already under way.
 """
 
 from __future__ import annotations
@@ -28,16 +32,24 @@ from ..config import SSHBatchConfig
 from ..credentials import CredentialSet, SSHPassword, SSHPrivateKey
 from ..errors import (
     AuthenticationError,
+    BackendClosedError,
     ConfigurationError,
     OperationTimeoutError,
     ResourceUnavailableError,
 )
-from .transport import CommandResult
+from .transport import STDERR_LIMIT, CommandResult, Sink, StdoutCollector, task_group
 
-__all__ = ["CredentialSource", "SSHTransport"]
+__all__ = ["MAX_CHANNELS", "CredentialSource", "SSHTransport"]
 
-_MAX_CHANNELS = 8
-"""OpenSSH's ``MaxSessions`` defaults to 10 per connection; stay under it."""
+MAX_CHANNELS = 8
+"""Commands in flight at once on the one connection: under OpenSSH's default ``MaxSessions``
+of 10. A server with a lower limit (or other clients of the account using it up) refuses
+channels; those are asked for again with back-off, never by dropping the connection."""
+
+_CHANNEL_BACKOFF_S = (0.05, 1.0)
+"""First and longest pause before asking again for a channel the server refused."""
+
+_READ_SIZE = 1 << 16
 
 _CONNECTION_ERRORS = (OSError, asyncssh.ConnectionLost, asyncssh.DisconnectError, EOFError)
 
@@ -72,12 +84,15 @@ class SSHTransport:
         self._conn: Any = None
         self._jump: Any = None
         self._connect_lock = anyio.Lock()
-        self._channels = anyio.Semaphore(_MAX_CHANNELS)
+        self._channels = anyio.Semaphore(MAX_CHANNELS)
+        self._closed = False
+        self.channel_retries = 0
 
     # --- connection ------------------------------------------------------------------------
 
     async def _connection(self) -> Any:
         async with self._connect_lock:
+            self._check_open()
             if self._conn is not None and not self._conn.is_closed():
                 return self._conn
             await self._drop()
@@ -91,8 +106,15 @@ class SSHTransport:
                     raise AuthenticationError(
                         f"{exc} (also with credentials pulled again)"
                     ) from None
+            if self._closed:  # closed while we were logging in: do not keep it
+                await self._drop()
+                self._check_open()
             self.connections_opened += 1
             return self._conn
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BackendClosedError(f"the SSH transport to {self.resource} is closed")
 
     async def _check_known_hosts(self) -> None:
         """At connect time, not validation: a config is valid on a host that lacks the file."""
@@ -192,6 +214,7 @@ class SSHTransport:
         self._conn = self._jump = None
 
     async def aclose(self) -> None:
+        self._closed = True  # before the lock: a retry waiting for it must not reconnect
         async with self._connect_lock:
             for conn in (self._conn, self._jump):
                 if conn is not None:
@@ -209,7 +232,10 @@ class SSHTransport:
         stdin: bytes | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - per-call limit, part of the contract
         idempotent: bool = True,
+        stdout_limit: int | None = None,
+        sink: Sink | None = None,
     ) -> CommandResult:
+        self._check_open()
         limit = self._config.command_timeout_s if timeout is None else timeout
         command = shlex.join(argv)
         self.round_trips += 1
@@ -222,7 +248,9 @@ class SSHTransport:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._run_once(command, stdin, limit, idempotent)
+                    return await self._run_once(
+                        command, stdin, limit, idempotent and sink is None, stdout_limit, sink
+                    )
         except _Dropped as exc:
             raise ResourceUnavailableError(
                 f"{self.resource}: {exc} (after {self._config.reconnect_attempts} attempts)"
@@ -230,17 +258,23 @@ class SSHTransport:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _run_once(
-        self, command: str, stdin: bytes | None, limit: float, idempotent: bool
+        self,
+        command: str,
+        stdin: bytes | None,
+        limit: float,
+        idempotent: bool,
+        stdout_limit: int | None,
+        sink: Sink | None,
     ) -> CommandResult:
         async with self._channels:
             conn = await self._connection()
             started = False
             try:
                 with anyio.fail_after(limit if math.isfinite(limit) else None):
-                    process = await conn.create_process(command, encoding=None)
+                    process = await self._open_channel(conn, command)
                     started = True
                     try:
-                        stdout, stderr = await process.communicate(stdin)
+                        return await _exchange(process, stdin, StdoutCollector(stdout_limit, sink))
                     finally:
                         process.close()
             except TimeoutError:
@@ -255,10 +289,53 @@ class SSHTransport:
                         f"ran; it may or may not have taken effect ({exc})"
                     ) from None
                 raise _Dropped(str(exc) or type(exc).__name__) from None
-            rc = process.returncode
-            return CommandResult(rc if rc is not None else -1, stdout or b"", stderr or b"")
+
+    async def _open_channel(self, conn: Any, command: str) -> Any:
+        """A new channel; refused while the connection is up (the server's ``MaxSessions``,
+        shared with other clients of the account), ask again after a pause until the
+        command's deadline, without touching the connection other commands run on."""
+        pause, longest = _CHANNEL_BACKOFF_S
+        while True:
+            try:
+                return await conn.create_process(command, encoding=None)
+            except asyncssh.ChannelOpenError:
+                if conn.is_closed():
+                    raise
+                self.channel_retries += 1
+                await anyio.sleep(pause)
+                pause = min(pause * 2, longest)
 
     async def _forget(self, conn: Any) -> None:
         async with self._connect_lock:
             if self._conn is conn:
                 await self._drop()
+
+
+async def _exchange(process: Any, stdin: bytes | None, out: StdoutCollector) -> CommandResult:
+    """Feed stdin, read stdout into ``out`` as it comes (bounded), keep stderr's head."""
+    err: list[bytes] = []
+
+    async def feed() -> None:
+        try:
+            if stdin:
+                process.stdin.write(stdin)
+                await process.stdin.drain()
+            process.stdin.write_eof()
+        except (BrokenPipeError, asyncssh.ChannelOpenError, asyncssh.DisconnectError):
+            pass  # the command stopped reading: its exit code says why
+
+    async def drain_stderr() -> None:
+        size = 0
+        while chunk := await process.stderr.read(_READ_SIZE):
+            if size < STDERR_LIMIT:
+                err.append(chunk)
+            size += len(chunk)
+
+    async with task_group() as group:
+        group.start_soon(feed)
+        group.start_soon(drain_stderr)
+        while chunk := await process.stdout.read(_READ_SIZE):
+            await out.add(chunk)
+    await process.wait_closed()
+    rc = process.returncode
+    return CommandResult(rc if rc is not None else -1, out.value(), b"".join(err))

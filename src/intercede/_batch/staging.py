@@ -126,8 +126,8 @@ def build_batch_archive(
         add_bytes(f"bin/{executable.name}", executable.read_bytes(), 0o700)
         if spec.inputs:
             add_dir("inputs")
-            for ref in spec.inputs:
-                _add_local(tar, Path(ref.source), f"inputs/{ref.name}")
+            for i, ref in enumerate(spec.inputs):
+                _add_local(tar, Path(ref.source), f"inputs/{ref.name}", f"inputs[{i}].source")
         for index, copy in enumerate(copies):
             add_dir(f"{index}")  # explicit 0700 even where no umask applies (root's tar)
             if copy.secrets:
@@ -141,20 +141,45 @@ def build_batch_archive(
     return buffer.getvalue()
 
 
-def _add_local(tar: tarfile.TarFile, source: Path, arcname: str) -> None:
-    """A local input file or directory (recursively), links followed: the job gets content."""
-    if source.is_dir():
-        for root, dirs, files in os.walk(source, followlinks=True):
-            rel = Path(root).relative_to(source).as_posix()
-            base = arcname if rel == "." else f"{arcname}/{rel}"
-            info = tarfile.TarInfo(base)
-            info.type, info.mode, info.mtime = tarfile.DIRTYPE, _PRIVATE_DIR, int(time.time())
-            tar.addfile(info)
-            dirs.sort()
-            for name in sorted(files):
-                _add_file(tar, Path(root) / name, f"{base}/{name}")
-    else:
-        _add_file(tar, source, arcname)
+def _add_local(tar: tarfile.TarFile, source: Path, arcname: str, field: str) -> None:
+    """A local input file or directory (recursively), links followed: the job gets content.
+    A link back to a directory being walked (a cycle) is refused, naming the input."""
+    try:
+        if source.is_dir():
+            _add_tree(tar, source, arcname, frozenset(), field)
+        else:
+            _add_file(tar, source, arcname)
+    except OSError as exc:
+        raise SpecificationRejectedError(
+            f"cannot read {exc.filename or source}: {exc.strerror or type(exc).__name__}",
+            field=field,
+        ) from None
+
+
+def _add_tree(
+    tar: tarfile.TarFile,
+    directory: Path,
+    arcname: str,
+    ancestors: frozenset[tuple[int, int]],
+    field: str,
+) -> None:
+    stat = directory.stat()
+    key = (stat.st_dev, stat.st_ino)
+    if key in ancestors:
+        raise SpecificationRejectedError(
+            f"{directory} leads back to a directory that contains it (a symlink cycle)",
+            field=field,
+        )
+    info = tarfile.TarInfo(arcname)
+    info.type, info.mode, info.mtime = tarfile.DIRTYPE, _PRIVATE_DIR, int(stat.st_mtime)
+    tar.addfile(info)
+    inner = ancestors | {key}
+    for name in sorted(os.listdir(directory)):
+        path = directory / name
+        if path.is_dir():
+            _add_tree(tar, path, f"{arcname}/{name}", inner, field)
+        else:
+            _add_file(tar, path, f"{arcname}/{name}")
 
 
 def _add_file(tar: tarfile.TarFile, source: Path, arcname: str) -> None:

@@ -3,28 +3,57 @@
 Only argv and bytes cross a transport; the scheduler logic never knows which one it uses.
 Both implementations count what they do (``connections_opened``, ``round_trips``) so tests and
 the benchmark can assert connection reuse and round trips constant in the number of jobs.
+
+A command's stdout is either collected (at most ``stdout_limit`` bytes: more raises
+``OutputLimitError`` while reading, so memory stays bounded) or handed chunk by chunk to a
+``sink`` as it arrives (the output tar is unpacked while it streams).
 """
 
 from __future__ import annotations
 
+import os
 import shlex
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import NamedTuple, Protocol
+
+import anyio
+from anyio.abc import TaskGroup
 
 from ..errors import ResourceUnavailableError
 
 __all__ = [
+    "STDERR_LIMIT",
     "CommandResult",
+    "OutputLimitError",
+    "Sink",
+    "StdoutCollector",
     "Transport",
-    "get_tar",
     "put_tar",
     "shell",
+    "tar_command",
+    "tar_input",
+    "task_group",
 ]
+
+STDERR_LIMIT = 1 << 20
+"""stderr beyond this is dropped (only its head is ever shown in an error message)."""
+
+Sink = Callable[[bytes], Awaitable[None]]
 
 
 class CommandResult(NamedTuple):
     rc: int
     stdout: bytes
     stderr: bytes
+
+
+class OutputLimitError(ResourceUnavailableError):
+    """A command printed more than its caller allowed; the command was stopped."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"the command printed more than {limit} bytes; stopped reading")
 
 
 class Transport(Protocol):
@@ -44,12 +73,37 @@ class Transport(Protocol):
         stdin: bytes | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - per-call limit, part of the contract
         idempotent: bool = True,
+        stdout_limit: int | None = None,
+        sink: Sink | None = None,
     ) -> CommandResult:
         """Run ``argv`` remotely. ``idempotent=False`` forbids a retry once the command may
-        have started (a lost ``sbatch`` reply must not submit twice)."""
+        have started (a lost ``sbatch`` reply must not submit twice); a command with a
+        ``sink`` is never retried once a byte reached it."""
         ...
 
     async def aclose(self) -> None: ...
+
+
+class StdoutCollector:
+    """Where a command's stdout goes: into memory up to a limit, or chunk by chunk to a sink."""
+
+    def __init__(self, limit: int | None, sink: Sink | None) -> None:
+        self._limit = limit
+        self._sink = sink
+        self._parts: list[bytes] = []
+        self.size = 0
+
+    async def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self._limit is not None and self.size > self._limit:
+            raise OutputLimitError(self._limit)
+        if self._sink is not None:
+            await self._sink(chunk)
+        else:
+            self._parts.append(chunk)
+
+    def value(self) -> bytes:
+        return b"".join(self._parts)
 
 
 def shell(script: str) -> list[str]:
@@ -74,20 +128,35 @@ async def put_tar(
         )
 
 
-async def get_tar(
-    transport: Transport,
-    remote_dir: str,
-    paths: list[str],
-    timeout: float,  # noqa: ASYNC109
-) -> bytes:
-    """A tar stream of ``paths`` (relative to ``remote_dir``) read over one channel."""
-    listing = b"".join(p.encode() + b"\0" for p in paths)
-    result = await transport.run(
-        shell(
-            f"cd {shlex.quote(remote_dir)} && "
-            "tar -c -f - --null --no-recursion --ignore-failed-read -T - 2>/dev/null; true"
-        ),
-        stdin=listing,
-        timeout=timeout,
+def tar_command(remote_dir: str) -> list[str]:
+    """``tar -c`` of the NUL-separated paths on stdin (relative to ``remote_dir``).
+
+    Hard links are stored as content (``--hard-dereference``: a link member would otherwise
+    stand for a file we may not have asked for), and tar's exit code and messages are kept:
+    a file that vanished, shrank or changed while read is named on stderr, so the caller can
+    fail exactly the job it belongs to.
+    """
+    return shell(
+        f"cd {shlex.quote(remote_dir)} && "
+        "exec tar -c -f - --null --no-recursion --hard-dereference -T -"
     )
-    return result.stdout
+
+
+def tar_input(paths: list[str]) -> bytes:
+    """Paths as tar's NUL-separated list; names the payload wrote in any encoding survive
+    (``os.fsencode`` undoes the listing's surrogate escapes)."""
+    return b"".join(os.fsencode(path) + b"\0" for path in paths)
+
+
+@asynccontextmanager
+async def task_group() -> AsyncIterator[TaskGroup]:
+    """A task group that raises its first failure itself, not wrapped in an exception group,
+    so callers keep catching ``OSError``, ``TimeoutError`` and interCEde's errors by type."""
+    try:
+        async with anyio.create_task_group() as group:
+            yield group
+    except BaseExceptionGroup as exc:
+        first: BaseException = exc
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
