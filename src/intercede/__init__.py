@@ -31,6 +31,8 @@ from .errors import (
     ResourceUnavailableError,
     RunningLoopError,
     SpecificationRejectedError,
+    SubmitTimeoutError,
+    SubmitUnavailableError,
 )
 from .models import (
     CopyVars,
@@ -108,6 +110,8 @@ __all__ = [
     "StatusReporter",
     "Submission",
     "SubmissionSpec",
+    "SubmitTimeoutError",
+    "SubmitUnavailableError",
     "Submitter",
     "X509Proxy",
     "__version__",

@@ -16,6 +16,8 @@ __all__ = [
     "ResourceUnavailableError",
     "RunningLoopError",
     "SpecificationRejectedError",
+    "SubmitTimeoutError",
+    "SubmitUnavailableError",
 ]
 
 
@@ -69,3 +71,25 @@ class RunningLoopError(InterCEdeError, RuntimeError):
 
 class BackendClosedError(InterCEdeError, RuntimeError):
     """The backend (or the sync facade over it) was used after ``close()``."""
+
+
+class SubmitUnavailableError(ResourceUnavailableError):
+    """A submit failed in a way that leaves its outcome in doubt: some copies may have been
+    accepted before the connection or the scheduler went away.
+
+    ``batch`` names the submission (a Slurm backend tags every job with it), so the caller can
+    reconcile instead of resubmitting blindly and leaving unmonitored duplicates.
+    """
+
+    def __init__(self, message: str, *, batch: str) -> None:
+        self.batch = batch
+        super().__init__(f"{message} [batch {batch}]")
+
+
+class SubmitTimeoutError(OperationTimeoutError):
+    """A submit ran out of time with its outcome in doubt; ``batch`` as for
+    :class:`SubmitUnavailableError`."""
+
+    def __init__(self, message: str, *, batch: str) -> None:
+        self.batch = batch
+        super().__init__(f"{message} [batch {batch}]")

@@ -724,7 +724,7 @@ def test_work_root_with_sbatch_pattern_characters_is_refused(tmp_path: Path) -> 
 
 
 async def test_a_submit_in_doubt_names_its_batch(config: SSHBatchConfig, exe: str) -> None:
-    from intercede._batch.backend import SubmitUnavailableError
+    from intercede import SubmitUnavailableError
 
     def lost(script: str) -> CommandResult:
         raise ResourceUnavailableError("connection lost while a non-repeatable command ran")
@@ -742,7 +742,7 @@ async def test_a_submit_in_doubt_names_its_batch(config: SSHBatchConfig, exe: st
 async def test_an_unreadable_submit_reply_is_in_doubt_not_a_crash(
     config: SSHBatchConfig, exe: str
 ) -> None:
-    from intercede._batch.backend import SubmitUnavailableError
+    from intercede import SubmitUnavailableError
 
     transport = Recorder(lambda script: CommandResult(0, b"@@chunk 0 two 41\n", b""))
     with pytest.raises(SubmitUnavailableError, match="unreadable reply"):

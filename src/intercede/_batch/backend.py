@@ -36,6 +36,8 @@ from ..errors import (
     OperationTimeoutError,
     ResourceUnavailableError,
     SpecificationRejectedError,
+    SubmitTimeoutError,
+    SubmitUnavailableError,
 )
 from ..models import (
     CopyVars,
@@ -67,8 +69,6 @@ __all__ = [
     "DIAGNOSTICS_MAX_BYTES",
     "DIAGNOSTIC_STREAMS",
     "BatchBackend",
-    "SubmitTimeoutError",
-    "SubmitUnavailableError",
 ]
 
 DIAGNOSTICS_MAX_BYTES = 1 << 20
@@ -79,23 +79,6 @@ DIAGNOSTIC_STREAMS = {":stdout": "stdout", ":stderr": "stderr", ":log": "log"}
 file with one of these names is read as ``./:stderr``."""
 
 _log = logging.getLogger("intercede.batch")
-
-
-class SubmitUnavailableError(ResourceUnavailableError):
-    """A submit failed, possibly after sbatch accepted some copies: ``batch`` names the batch
-    directory and the ``--comment=intercede:<batch>`` its jobs carry, for reconciliation."""
-
-    def __init__(self, message: str, *, batch: str) -> None:
-        self.batch = batch
-        super().__init__(f"{message} [batch {batch}]")
-
-
-class SubmitTimeoutError(OperationTimeoutError):
-    """A submit ran out of time, possibly after sbatch accepted some copies: see ``batch``."""
-
-    def __init__(self, message: str, *, batch: str) -> None:
-        self.batch = batch
-        super().__init__(f"{message} [batch {batch}]")
 
 
 class BatchBackend:
