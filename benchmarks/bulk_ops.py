@@ -2,8 +2,9 @@
 
 For N = 10, 100, 1000 copies: wall time and transport round trips of ``submit`` (every copy
 with its own environment and secret), ``get_status``, ``kill``, ``get_output`` and ``purge``,
-next to the floor: the bare command doing the same over the same open SSH connection
-(``sbatch --array``, ``squeue``, ``scancel``, one ``tar -c`` of the same files). Jobs are
+next to the floor: the resource's own cost of the same work over the same open SSH connection
+(``sbatch --array`` plus unpacking the same per-copy files, ``squeue``, ``scancel``, one
+``tar -c`` of the same files). Jobs are
 submitted held (``--hold``) so the numbers measure the control path, not the two container
 workers running a thousand jobs; before ``get_output`` one remote command writes what a
 payload would have left (stdout, stderr, a result file) into every job's directory. Round
@@ -45,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import intercede
 from intercede import CopyVars, SSHBatchConfig, SubmissionSpec
 from intercede._batch.backend import BatchBackend
+from intercede._batch.staging import build_batch_archive
 from intercede._batch.transport import put_tar, shell
 
 T = TypeVar("T")
@@ -120,10 +122,22 @@ async def _one_round(
     ][:3]
     assert len(purged) == n
 
-    array, f_submit = await _floor(
+    array, f_sbatch = await _floor(
         backend, f"sbatch --parsable --hold -J floor -o /dev/null --array=0-{n - 1} --wrap true"
     )
     array = array.split(";")[0]
+    # The submit floor is the resource's own cost of the same work: that sbatch, plus unpacking
+    # the very same per-copy files (env, secrets, dirs) on the shared area. Creating thousands
+    # of small files is the disk's business, and it varies a lot between machines.
+    archive = build_batch_archive(spec, copies, batch_dir="floor", script="#!/bin/sh\n")
+    scratch = f"{backend._config.work_root}/floor-{uuid.uuid4().hex}"
+    started = time.perf_counter()
+    unpacked = await backend.transport.run(
+        shell(f"umask 077 && mkdir -p {scratch} && tar -x -f - -C {scratch}"), stdin=archive
+    )
+    f_submit = f_sbatch + time.perf_counter() - started
+    assert unpacked.rc == 0, unpacked.stderr
+    await _floor(backend, f"rm -rf {scratch}")
     _, f_status = await _floor(backend, f"squeue -h -r -t all -j {array} -o '%i|%T'")
     _, f_kill = await _floor(backend, f"scancel {array}")
     # the output floor: one tar of the same three files per job, read over the same connection
