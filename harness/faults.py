@@ -17,6 +17,7 @@ from harness.readiness import SINFO_FORMAT, parse_sinfo
 
 __all__ = [
     "disconnect",
+    "drop_ssh_sessions",
     "kill",
     "node_state",
     "pause",
@@ -67,6 +68,22 @@ def reconnect(cluster: Cluster, node: str) -> None:
     """Undo :func:`disconnect`; the alias is restored so the node name resolves again."""
     network = cluster.docker.networks.get(cluster.network_name)
     network.connect(cluster.container(node), aliases=[node])
+
+
+def drop_ssh_sessions(cluster: Cluster, user: str | None = None) -> int:
+    """Kill every sshd process serving ``user`` (default: the submit user) on the login node:
+    what a site's idle-session reaper, an sshd restart or a network blip does to a client's
+    long-lived connection, while sshd itself keeps accepting new ones. Returns how many
+    processes were killed; raises when there was none (the test's premise would be wrong).
+    """
+    who = user or cluster.user
+    code, out = cluster.exec(
+        "login", ["pkill", "-KILL", "-e", "-f", f"^sshd(-session)?: {who}[@ ]"]
+    )
+    killed = sum(1 for line in out.splitlines() if "killed" in line)
+    if code != 0 or killed == 0:
+        raise StackError(f"no sshd session of {who} to drop on login (pkill: {code}, {out!r})")
+    return killed
 
 
 def node_state(cluster: Cluster, node: str) -> str:

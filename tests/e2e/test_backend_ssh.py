@@ -591,17 +591,15 @@ async def test_one_connection_for_many_concurrent_calls(
     assert backend.transport.round_trips == 21
 
 
+@pytest.mark.faults
 async def test_reconnects_after_the_connection_dropped(
     backend: BatchBackend, slurm_cluster: Any
 ) -> None:
+    from harness import faults
+
     await backend.counts()
     assert backend.transport.connections_opened == 1
-    # The parent of our remote shell is the sshd process serving this connection.
-    result = await backend.transport.run(["sh", "-c", "echo $PPID"])
-    session_pid = result.stdout.decode().strip()
-    assert session_pid.isdigit()
-    code, out = slurm_cluster.exec("login", ["kill", session_pid], user="submit")
-    assert code == 0, out
+    assert faults.drop_ssh_sessions(slurm_cluster) >= 1
     await anyio.sleep(0.5)
     counts = await backend.counts()
     assert counts.running + counts.waiting == 0
