@@ -13,7 +13,7 @@ import fcntl
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["flock", "stack_lock", "stack_lock_path"]
+__all__ = ["flock", "stack_lock", "stack_lock_path", "stack_owner_path"]
 
 
 @contextlib.contextmanager
@@ -40,3 +40,9 @@ def stack_lock_path(name: str, root: Path | None = None) -> Path:
 def stack_lock(name: str, root: Path | None = None) -> contextlib.AbstractContextManager[None]:
     """The lock around ``up()``/``down()`` of stack ``name``."""
     return flock(stack_lock_path(name, root))
+
+
+def stack_owner_path(name: str, root: Path | None = None) -> Path:
+    """``.intercede/<stack>.session``: who started the stack (a pytest session or an e2e run),
+    so only that run tears it down. Read and written under :func:`stack_lock`."""
+    return stack_lock_path(name, root).with_suffix(".session")

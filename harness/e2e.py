@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from harness._lock import stack_lock, stack_lock_path
+from harness._lock import stack_lock, stack_owner_path
 from harness.scenarios import SCENARIOS, ScenarioContext, ScenarioResult
 from harness.scenarios._context import ClusterLike
 from harness.scenarios._result import Check
@@ -130,12 +130,6 @@ def render_summary(report: E2EReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _owner_file(name: str) -> Path:
-    """The stack's owner marker: the same ``.intercede/<stack>.session`` file the pytest plugin
-    writes, so an e2e run and a test session agree on who started a stack."""
-    return stack_lock_path(name).with_suffix(".session")
-
-
 def _owns(owner: Path, session: str) -> bool:
     try:
         return owner.read_text().strip() == session
@@ -166,7 +160,7 @@ def run_e2e(
     cluster = Cluster(stack or default_stack_name(), variant=variant, image=image)
     report = E2EReport(variant=variant, stack=cluster.name)
     session = f"e2e-{uuid.uuid4().hex}"
-    owner = _owner_file(cluster.name)
+    owner = stack_owner_path(cluster.name)
     try:
         # The lock the pytest plugin takes, so an e2e run and a test session never race up().
         with stack_lock(cluster.name):

@@ -14,10 +14,11 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from harness._lock import stack_lock, stack_owner_path
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from harness.cluster import Cluster
@@ -54,16 +55,6 @@ def _stack_name() -> str:
     return os.environ.get("INTERCEDE_STACK", "intercede")
 
 
-def _state_root() -> Path:
-    from harness.config import REPO_ROOT
-
-    return REPO_ROOT / ".intercede"
-
-
-def _owner_file(name: str) -> Path:
-    return _state_root() / f"{name}.session"
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: needs the real Slurm cluster started by the harness")
     if _is_controller(config):
@@ -92,7 +83,6 @@ def slurm_cluster() -> Cluster:
     """The shared stack (name from ``INTERCEDE_STACK``, variant from ``SLURM_VARIANT``)."""
     if _e2e_disabled():
         pytest.skip(f"{E2E_ENV}=0")
-    from harness._lock import stack_lock
     from harness.cluster import Cluster
 
     cluster = Cluster(_stack_name())
@@ -100,7 +90,7 @@ def slurm_cluster() -> Cluster:
     with stack_lock(cluster.name):
         was_running = cluster.is_running()
         cluster.up()
-        owner = _owner_file(cluster.name)
+        owner = stack_owner_path(cluster.name)
         if not was_running and session:
             owner.write_text(session)
     return cluster
@@ -122,7 +112,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not _is_controller(config):
         return
     name = _stack_name()
-    owner = _owner_file(name)
+    owner = stack_owner_path(name)
     owned = owner.exists() and owner.read_text().strip() == os.environ.get(SESSION_ENV)
     if not owned and not _FAILED_E2E:
         return  # nothing to do: no engine needed
