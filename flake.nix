@@ -290,8 +290,8 @@
             package = intercede;
             unit = check "unit" "python -m pytest tests/unit -q -p no:cacheprovider";
             lint = check "lint" ''
-              ruff check src harness tests benchmarks tools
-              ruff format --check src harness tests benchmarks tools
+              ruff check src harness tests benchmarks tools docs/examples
+              ruff format --check src harness tests benchmarks tools docs/examples
               mypy
             '';
             generated = check "generated" ''

@@ -151,3 +151,13 @@ def test_every_pyproject_dependency_is_in_the_nix_environment() -> None:
         if not re.search(rf"(?<![\w-]){re.escape(nix_name)}(?![\w-])", code):
             absent.append(name)
     assert absent == [], f"add these pyproject dependencies to flake.nix: {absent}"
+
+
+def test_lint_check_runs_what_just_lint_runs() -> None:
+    """`nix flake check` and `just lint` must lint the same trees with the same tools."""
+    recipe = (ROOT / "Justfile").read_text().split("\nlint:\n", 1)[1].split("\n\n", 1)[0]
+    just_ruff = sorted(line.strip() for line in recipe.splitlines() if "ruff" in line)
+    flake_ruff = sorted(
+        line.strip() for line in TEXT.splitlines() if re.match(r"\s*ruff (check|format)", line)
+    )
+    assert just_ruff and flake_ruff == just_ruff

@@ -177,3 +177,17 @@ def test_in_page_anchors_name_a_heading(doc: str) -> None:
     slugs = {re.sub(r"[^\w\- ]", "", h.lower()).strip().replace(" ", "-") for h in headings}
     missing = sorted(set(re.findall(r"\]\(#([^)]+)\)", doc)) - slugs)
     assert not missing, f"links to anchors no heading produces: {missing}"
+
+
+def test_site_director_scenario_applies_the_adapter_slot_formula() -> None:
+    """The SiteDirector scenario (caller policy in the harness) and the reference adapter carry
+    DIRAC's available() formula separately, so they must agree on every input."""
+    from harness.scenarios.site_director import available_slots as scenario_slots
+
+    for running in range(12):
+        for waiting in range(12):
+            for max_total in range(1, 12):
+                for max_waiting in range(1, 12):
+                    assert scenario_slots(running, waiting, max_total, max_waiting) == (
+                        available_slots(running, waiting, max_total, max_waiting)
+                    ), (running, waiting, max_total, max_waiting)
