@@ -160,4 +160,5 @@ def test_lint_check_runs_what_just_lint_runs() -> None:
     flake_ruff = sorted(
         line.strip() for line in TEXT.splitlines() if re.match(r"\s*ruff (check|format)", line)
     )
-    assert just_ruff and flake_ruff == just_ruff
+    assert just_ruff
+    assert flake_ruff == just_ruff
