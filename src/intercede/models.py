@@ -351,6 +351,9 @@ class JobOutput(BaseModel):
     a separate log, say). ``files`` are the payload members, sorted; ``root`` is the directory
     they were collected into (their paths relative to it are their paths in the job's working
     directory), so a caller never has to know a backend's layout under ``dest``.
+    ``skipped`` maps each member left out of the collection (a link leading outside the working
+    directory, say) by its path relative to the working directory to the reason, so a caller
+    sees the gap in the result rather than only in a side file.
     """
 
     model_config = _FROZEN
@@ -360,6 +363,7 @@ class JobOutput(BaseModel):
     stderr: Path | None
     log: Path | None = None
     files: tuple[Path, ...] = ()
+    skipped: Mapping[str, str] = Field(default_factory=dict)
 
 
 class Diagnostics(BaseModel):

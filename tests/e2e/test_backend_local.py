@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import tarfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,68 @@ anyio.run(main)
 """
 
 
+RUNNING_SCRIPT = r"""
+import json, sys, time
+import anyio
+import intercede
+from intercede import CopyVars, JobStatus, SubmissionSpec
+
+work_root, exe, job_name = sys.argv[1], sys.argv[2], sys.argv[3]
+
+async def main():
+    config = {"kind": "batch", "transport": "local", "work_root": work_root,
+              "queue": "main", "job_name": job_name}
+    async with intercede.backend(config) as backend:
+        spec = SubmissionSpec(executable=exe)
+        copies = [CopyVars(secrets={"TOKEN": f"secret-{i}".encode()}) for i in range(2)]
+        sub = await backend.submit(spec, copies)
+        handles = [sub.handles[i] for i in range(2)]
+        ids = [h.id for h in handles]
+        deadline = time.monotonic() + 120
+        while True:
+            status = await backend.get_status(handles)
+            diag = await backend.get_diagnostics(handles)
+            started = all(
+                getattr(diag[i], "content", b"").startswith(b"mode ") for i in ids
+            )
+            if all(s is JobStatus.RUNNING for s in status.values()) and started:
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"never both running: {status} {diag}")
+            await anyio.sleep(0.5)
+        counts = await backend.counts()
+        diag = await backend.get_diagnostics(handles)
+        log = await backend.get_diagnostics(handles, ":log")
+        killed = await backend.kill(handles[:1])
+        deadline = time.monotonic() + 60
+        while True:
+            after = await backend.get_status(handles)
+            if after[ids[0]].is_final or time.monotonic() > deadline:
+                break
+            await anyio.sleep(0.5)
+        # a cancelled job stays COMPLETING in squeue for a moment after sacct has its end
+        deadline = time.monotonic() + 30
+        while True:
+            counts_after = await backend.counts()
+            if counts_after.running < 2 or time.monotonic() > deadline:
+                break
+            await anyio.sleep(0.5)
+        await backend.kill(handles[1:])
+        report = {
+            "ids": ids,
+            "counts": [counts.running, counts.waiting],
+            "counts_after": [counts_after.running, counts_after.waiting],
+            "diag": {k: [v.name, v.content.decode(), v.truncated] for k, v in diag.items()},
+            "log": {k: v.content.decode() for k, v in log.items()},
+            "killed": {k: v.ok for k, v in killed.items()},
+            "after": {k: v.value for k, v in after.items()},
+        }
+        print("@@report " + json.dumps(report))
+
+anyio.run(main)
+"""
+
+
 @pytest.fixture(scope="module")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project's wheel plus its dependencies for the login node's CPython 3.11."""
@@ -132,7 +195,7 @@ def test_local_transport_inside_the_login_node(
     def run(*argv: str) -> str:
         code, out = slurm_cluster.exec("login", list(argv), user="submit")
         assert code == 0, out
-        return out
+        return str(out)
 
     venv = f"{stage}/venv"
     run("python3", "-m", "venv", venv)
@@ -164,3 +227,59 @@ def test_local_transport_inside_the_login_node(
     # 2 for purge: live check + removal); the local transport opens no connection
     assert report["trips"] == {"submit": [1], "get_status": [1], "get_output": [2], "purge": [2]}
     assert report["connections"] == 0
+
+
+def test_kill_counts_diagnostics_and_secret_mode_over_the_local_transport(
+    slurm_cluster: Any, remote_workdir: str, wheelhouse: Path
+) -> None:
+    files = {f"wheelhouse/{p.name}": (p.read_bytes(), 0o644) for p in wheelhouse.iterdir()}
+    files["run.py"] = (RUNNING_SCRIPT.encode(), 0o644)
+    # the job reports its secret file's mode (not its value), then stays running
+    files["payload.sh"] = (
+        b'#!/bin/sh\necho "mode $(stat -c %a "$INTERCEDE_SECRET_TOKEN")"\nexec sleep 300\n',
+        0o755,
+    )
+    stage = f"{remote_workdir}/stage"
+    assert slurm_cluster.exec("login", ["mkdir", "-p", stage], user="submit")[0] == 0
+    assert slurm_cluster.container("login").put_archive(stage, _tar(files))
+
+    def run(*argv: str) -> str:
+        code, out = slurm_cluster.exec("login", list(argv), user="submit")
+        assert code == 0, out
+        return str(out)
+
+    venv = f"{stage}/venv"
+    run("python3", "-m", "venv", venv)
+    run(
+        f"{venv}/bin/pip",
+        "install",
+        "-q",
+        "--no-index",
+        "--find-links",
+        f"{stage}/wheelhouse",
+        "intercede",
+    )
+    # a job name of its own, so counts() sees only this test's jobs
+    job_name = "lk" + uuid.uuid4().hex[:10]
+    out = run(
+        f"{venv}/bin/python",
+        f"{stage}/run.py",
+        f"{remote_workdir}/jobs",
+        f"{stage}/payload.sh",
+        job_name,
+    )
+    line = next(x for x in out.splitlines() if x.startswith("@@report "))
+    report = json.loads(line.removeprefix("@@report "))
+
+    first, second = report["ids"]
+    assert report["counts"] == [2, 0]
+    # diagnostics of running jobs: their stdout so far, showing the secret file is 0600
+    assert report["diag"] == {
+        first: ["stdout", "mode 600\n", False],
+        second: ["stdout", "mode 600\n", False],
+    }
+    assert "secret-" not in out
+    assert all(f"job {job_id}, started on" in report["log"][job_id] for job_id in report["ids"])
+    assert report["killed"] == {first: True}
+    assert report["after"] == {first: "Aborted", second: "Running"}
+    assert report["counts_after"] == [1, 0]

@@ -447,6 +447,7 @@ async def test_limits_and_containment_refuse_per_job(
         assert [p.name for p in escape.files] == ["fine.txt"]
         assert escape.stdout is not None
         assert "leak" in (dest / f"{handles[2].id}.skipped").read_text()
+        assert list(escape.skipped) == ["leak"]
         assert isinstance(ok, JobOutput)
         assert [p.name for p in ok.files] == ["a.txt"]
         present = sorted(p.name for p in dest.iterdir())
@@ -502,6 +503,9 @@ async def test_containment_with_dotdot_chained_and_hard_links(
     skipped = (dest / f"{handle.id}.skipped").read_text()
     assert "'a/b/x'" in skipped
     assert "'up'" in skipped
+    # the typed result carries the same members, relative to the working directory
+    assert sorted(out.skipped) == ["a/b/x", "up"]
+    assert all("outside the working directory" in why for why in out.skipped.values())
     base = root.resolve()
     for path in root.rglob("*"):
         assert path.resolve().is_relative_to(base), path

@@ -247,12 +247,17 @@ def test_escaping_links_are_skipped_and_reported_the_rest_is_delivered(
     assert (dest / "9_0" / "fine.txt").read_bytes() == b"ok"
     assert not (dest / "9_0" / left_out).is_symlink()
     assert repr(left_out) in _skipped(dest, "9_0")
+    # the typed result names the same member, relative to the working directory
+    assert list(out.skipped) == [left_out]
+    assert "outside the working directory" in out.skipped[left_out]
     base = os.path.realpath(dest / "9_0")
     for path in (dest / "9_0").rglob("*"):
         assert os.path.realpath(path).startswith(base)
     # collected again without the offender: the stale report goes too
     os.unlink(root / BATCH / "0" / "work" / left_out)
-    _collect(root, dest, [_job(0)])
+    again = _collect(root, dest, [_job(0)])["9_0"]
+    assert isinstance(again, JobOutput)
+    assert again.skipped == {}
     assert not (dest / f"9_0{collect.SKIPPED_SUFFIX}").exists()
 
 
@@ -262,6 +267,7 @@ def test_inner_chained_links_are_kept(tmp_path: Path) -> None:
     _lay_out(root, {"members": [], "include_unlisted": True}, {0: files})
     out = _collect(root, dest, [_job(0)])["9_0"]
     assert isinstance(out, JobOutput)
+    assert out.skipped == {}
     assert (dest / "9_0" / "a" / "x").read_bytes() == b"F"
     assert not (dest / f"9_0{collect.SKIPPED_SUFFIX}").exists()
 

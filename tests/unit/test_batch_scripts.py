@@ -196,6 +196,19 @@ async def test_without_accounting_live_jobs_answer_and_logs_tell_finished_ones(
     assert backend.transport.round_trips == 1
 
 
+async def test_logs_tell_finished_jobs_when_slurm_forgot_every_one_of_them(
+    backend: BatchBackend, slurm_cli: Slurm, root: Path
+) -> None:
+    """The fallback must not depend on Slurm knowing at least one of the jobs asked about."""
+    slurm_cli.fail("sacct")
+    slurm_cli.answer("squeue", "")
+    start = "intercede: copy {i}, job 41_{i}, started on n1 at 2024-01-01T00:00:00Z\n"
+    _job_dir(root, 1, log=start.format(i=1) + "intercede: exit code 0 at x\n", job_id="41_1")
+    _job_dir(root, 2, log=start.format(i=2) + "intercede: exit code 3 at x\n", job_id="41_2")
+    status = await backend.get_status([_handle("41_1", 1), _handle("41_2", 2)])
+    assert status == {"41_1": JobStatus.DONE, "41_2": JobStatus.FAILED}
+
+
 async def test_status_answers_from_sacct_while_the_controller_is_down(
     backend: BatchBackend, slurm_cli: Slurm
 ) -> None:

@@ -1,4 +1,8 @@
-"""Parse output recorded from real Slurm clusters (see data/slurm/README.md for how)."""
+"""Parse output recorded from real Slurm clusters (see data/slurm/README.md for how).
+
+The replies are the stdout of the backend's own remote scripts, fed the stdin the backend
+sends, so these tests see exactly what ``get_status``/``kill``/``counts`` see in production.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import pytest
 
 from intercede import JobStatus
 from intercede._batch import slurm
+from intercede._batch.backend import _kill_outcome, _status_of
 
 DATA = Path(__file__).parent / "data" / "slurm"
 VARIANTS = sorted(p.name for p in DATA.iterdir() if (p / "cases.json").is_file())
@@ -25,14 +30,13 @@ def _cases(variant: str) -> dict[str, str]:
     return data
 
 
-def test_both_debian_variants_are_recorded() -> None:
-    assert {"bookworm", "trixie"} <= set(VARIANTS)
+def _wanted(variant: str, name: str) -> list[str]:
+    """The job ids the recorded script was asked about, from the stdin it was given."""
+    return [line.split()[1] for line in _read(variant, name).splitlines() if line[:2] == "J "]
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_status_of_every_recorded_state(variant: str) -> None:
-    cases = _cases(variant)
-    expected = {
+def _expected(cases: dict[str, str]) -> dict[str, JobStatus]:
+    return {
         f"{cases['held']}_0": JobStatus.WAITING,
         f"{cases['held']}_99": JobStatus.WAITING,
         f"{cases['completed']}_0": JobStatus.DONE,
@@ -44,11 +48,63 @@ def test_status_of_every_recorded_state(variant: str) -> None:
         f"{cases['cancel_running']}_0": JobStatus.ABORTED,
         f"{cases['cancel_pending']}_0": JobStatus.ABORTED,
         f"{cases['cancel_pending']}_2": JobStatus.ABORTED,
+        f"{cases['other_name']}_0": JobStatus.RUNNING,
+        # neither squeue nor sacct knows it: its log's exit line decides
+        cases["forgotten"]: JobStatus.FAILED,
+        cases["never"]: JobStatus.UNKNOWN,
     }
-    unknown = f"{cases['completed']}_7"  # never existed
-    states = slurm.parse_status(_read(variant, "status.txt"), [*expected, unknown])
-    assert {job: state.status for job, state in states.items()} == expected
-    assert unknown not in states
+
+
+def test_both_debian_variants_are_recorded() -> None:
+    assert {"bookworm", "trixie"} <= set(VARIANTS)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_recorded_with_the_current_scripts(variant: str) -> None:
+    """Stale recordings (before ``@@rc``/``@@exits``/``@@ours`` and the 4-field squeue rows)
+    would make every other test here prove nothing about the scripts in use."""
+    status = _read(variant, "status.txt")
+    assert "@@rc squeue " in status
+    assert "@@rc sacct " in status
+    assert "@@exits" in status
+    rows = status.split("@@squeue\n", 1)[1].split("@@rc squeue", 1)[0].splitlines()
+    assert rows
+    assert all(len(row.split("|")) == 4 for row in rows)
+    assert "@@ours " in _read(variant, "cancel.txt")
+    assert "@@rc scancel 0" in _read(variant, "cancel.txt")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_status_of_every_recorded_state(variant: str) -> None:
+    cases = _cases(variant)
+    wanted = _wanted(variant, "status_input.txt")
+    reply = slurm.parse_status_reply(_read(variant, "status.txt"), wanted)
+    assert reply.complete
+    assert reply.squeue_ok is True
+    assert reply.sacct_ok is True
+    expected = _expected(cases)
+    assert {job: _status_of(reply, job) for job in expected} == expected
+    # every task asked about has an answer; only the never-existing id is Unknown
+    assert {job for job in wanted if _status_of(reply, job) is JobStatus.UNKNOWN} == {
+        cases["never"]
+    }
+    assert cases["forgotten"] not in reply.states
+    assert reply.exits == {cases["forgotten"]: 3}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_outage_is_told_from_forgotten_jobs(variant: str) -> None:
+    """With the controller unreachable both commands fail: the ``@@rc`` lines say so, which
+    is what makes the backend raise instead of calling the whole queue Unknown."""
+    cases = _cases(variant)
+    wanted = _wanted(variant, "status_input.txt")
+    reply = slurm.parse_status_reply(_read(variant, "status_outage.txt"), wanted)
+    assert reply.complete
+    assert reply.squeue_ok is False
+    assert reply.sacct_ok is False
+    assert reply.states == {}
+    live = [job for job in wanted if job not in (cases["forgotten"], cases["never"])]
+    assert {_status_of(reply, job) for job in live} == {JobStatus.UNKNOWN}
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -82,22 +138,38 @@ def test_collapsed_views(variant: str) -> None:
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_cancel_reply_before_and_after(variant: str) -> None:
+def test_cancel_only_touches_our_jobs(variant: str) -> None:
+    """The ownership filter: only arrays squeue shows with our user and job name are
+    cancelled; the running job under another name is left running."""
     cases = _cases(variant)
-    before_text, _, after_text = _read(variant, "cancel.txt").partition("@@after\n")
+    before_text, marker, after_text = _read(variant, "cancel.txt").partition("@@after\n")
+    assert marker
+    ids = _wanted(variant, "cancel_input.txt")
+    before = slurm.parse_status_reply(before_text + "@@end\n", ids)
+    after = slurm.parse_status_reply(after_text, ids)
+    assert before.squeue_ok is True
+    assert after.squeue_ok is True
+    assert after.complete
     running = [f"{cases['running']}_0", f"{cases['running']}_1"]
-    ids = [*running, f"{cases['completed']}_0", "999999_0"]
-    before = slurm.parse_status(before_text, ids)
-    after = slurm.parse_status(after_text, ids)
-    assert {before[j].status for j in running} == {JobStatus.RUNNING}
-    assert before[f"{cases['completed']}_0"].status is JobStatus.DONE
-    assert "999999_0" not in before
-    # squeue says COMPLETING (Running) while sacct already says CANCELLED: sacct wins.
-    assert {after[j].status for j in running} == {JobStatus.ABORTED}
+    other = f"{cases['other_name']}_0"
+    completed = f"{cases['completed']}_0"
+    assert cases["running"] in before.ours
+    assert cases["other_name"] not in before.ours
+    assert {before.states[j].status for j in [*running, other]} == {JobStatus.RUNNING}
+    assert before.states[completed].status is JobStatus.DONE
+    assert cases["never"] not in before.states
+    # squeue may still say COMPLETING (Running) while sacct says CANCELLED: sacct wins
+    assert {after.states[j].status for j in running} == {JobStatus.ABORTED}
+    assert after.states[other].status is JobStatus.RUNNING
+    outcomes = {j: _kill_outcome(before.states.get(j), after.states.get(j)) for j in ids}
+    assert {j for j, o in outcomes.items() if o.ok} == set(running)
+    assert "already finished (Done)" in (outcomes[completed].reason or "")
+    assert "unknown to Slurm" in (outcomes[cases["never"]].reason or "")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_counts_of_recorded_queue(variant: str) -> None:
+    """Only jobs named like ours count: the 100 held, the 2 running; not the other name's."""
     running, waiting = slurm.parse_counts(_read(variant, "counts.txt"))
     assert (running, waiting) == (2, 100)
 

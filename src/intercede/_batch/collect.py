@@ -354,7 +354,7 @@ class Unpacker:
             if skipped:
                 report = "".join(f"{name!r}: {why}\n" for name, why in sorted(skipped.items()))
                 (self._staging / f"{job_id}{SKIPPED_SUFFIX}").write_text(report, errors="replace")
-            results[job_id] = _publish(self._staging, self._dest, job_id)
+            results[job_id] = _publish(self._staging, self._dest, job_id, skipped)
         return results
 
     def close(self) -> None:
@@ -447,8 +447,9 @@ def _make_links(root: Path, plan: Plan) -> dict[str, str]:
     return skipped
 
 
-def _publish(staging: Path, dest: Path, job_id: str) -> JobOutput:
-    """Replace this job's previous output in ``dest`` by what was just staged."""
+def _publish(staging: Path, dest: Path, job_id: str, skipped: Mapping[str, str]) -> JobOutput:
+    """Replace this job's previous output in ``dest`` by what was just staged; ``skipped`` is
+    reported both in the result and in the ``.skipped`` side file, which outlives the call."""
     names = [
         job_id,
         *(job_id + suffix for suffix in _STREAM_SUFFIX.values()),
@@ -478,6 +479,7 @@ def _publish(staging: Path, dest: Path, job_id: str) -> JobOutput:
         stderr=present(".err"),
         log=present(".log"),
         files=tuple(files),
+        skipped=dict(sorted(skipped.items())),
     )
 
 

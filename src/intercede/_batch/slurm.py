@@ -460,7 +460,8 @@ def _status_prelude(work_root: str) -> str:
 _EXITS = (
     "echo @@exits\n"
     'cut -d\'|\' -f1 "$t/q" "$t/s" | sort -u > "$t/known"\n'
-    'awk \'NR == FNR { k[$0] = 1; next } !($1 in k) { print $2 "/logs/" $1 ".log" }\''
+    # FILENAME, not NR == FNR: the known list is empty exactly when every job was forgotten.
+    'awk \'FILENAME == ARGV[1] { k[$0] = 1; next } !($1 in k) { print $2 "/logs/" $1 ".log" }\''
     ' "$t/known" "$t/jobs" > "$t/logs"\n'
     'if [ -s "$t/logs" ] && cd "$r" 2>/dev/null; then\n'
     f"  xargs -r grep -H '^{EXIT_LINE}[0-9]' < \"$t/logs\" 2>/dev/null\n"
