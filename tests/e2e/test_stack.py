@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
@@ -124,23 +125,81 @@ def test_client_files_match_the_stack(slurm_cluster: Cluster) -> None:
     assert f"[127.0.0.1]:{slurm_cluster.ssh_port} " in slurm_cluster.known_hosts_path.read_text()
 
 
-@pytest.mark.xdist_group("throwaway-stack")
-def test_killed_worker_goes_down_returns_and_down_leaves_nothing(slurm_cluster: Cluster) -> None:
-    """On a small throwaway stack, so the shared one is never degraded for other tests."""
+@pytest.fixture(scope="module")
+def throwaway(slurm_cluster: Cluster) -> Iterator[Cluster]:
+    """A one-worker stack with a short SlurmdTimeout, shared by every fault test here.
+
+    Faults are injected into it, never into the shared stack, so these tests may run next to
+    the others. Each test leaves its worker idle again; teardown checks nothing is left.
+    """
     name = f"{slurm_cluster.name}-tmp{uuid.uuid4().hex[:6]}"
     extra = Cluster(
         name, variant=slurm_cluster.variant_name, workers=1, slurmd_timeout=10, log=print
     )
     try:
         assert extra.up() is False
-        faults.kill(extra, "worker1")
-        state = faults.wait_node_state(extra, "worker1", ["down"], timeout=90)
-        assert "down" in state
-        faults.start(extra, "worker1")
-        faults.wait_node_state(extra, "worker1", ["idle"], timeout=90)
-        code, out = extra.exec("login", ["srun", "-p", "main", "hostname"], user=extra.user)
-        assert code == 0, out
-        assert out.strip() == "worker1"
+        yield extra
     finally:
         extra.down()
     assert extra.leftovers() == {"containers": [], "networks": [], "volumes": []}
+
+
+def assert_job_runs_on(cluster: Cluster, node: str) -> None:
+    code, out = cluster.exec(
+        "login", ["timeout", "120", "srun", "-p", "main", "hostname"], user=cluster.user
+    )
+    assert code == 0, out
+    assert out.strip() == node
+
+
+@pytest.mark.xdist_group("throwaway-stack")
+def test_killed_worker_goes_down_and_returns(throwaway: Cluster) -> None:
+    faults.kill(throwaway, "worker1")
+    state = faults.wait_node_state(throwaway, "worker1", ["down"], timeout=90)
+    assert "down" in state
+    faults.start(throwaway, "worker1")
+    faults.wait_node_state(throwaway, "worker1", ["idle"], timeout=90)
+    assert_job_runs_on(throwaway, "worker1")
+
+
+@pytest.mark.xdist_group("throwaway-stack")
+def test_disconnected_worker_stops_responding_and_reconnect_brings_it_back(
+    throwaway: Cluster,
+) -> None:
+    """The issue's "cut a node off the network and reconnect it", seen from slurmctld."""
+    faults.disconnect(throwaway, "worker1")
+    try:
+        state = faults.wait_node_state(throwaway, "worker1", ["down"], timeout=90)
+        # "*": the controller cannot reach slurmd, as opposed to an admin's "down".
+        assert state.startswith("down"), state
+        assert state.endswith("*"), state
+        # The container itself still runs: only the network is gone.
+        assert throwaway.container("worker1").status == "running"
+    finally:
+        faults.reconnect(throwaway, "worker1")
+    state = faults.wait_node_state(throwaway, "worker1", ["idle"], timeout=90)
+    assert "*" not in state, state
+    assert_job_runs_on(throwaway, "worker1")
+
+
+@pytest.mark.xdist_group("throwaway-stack")
+def test_restarted_worker_returns_idle_and_runs_jobs(throwaway: Cluster) -> None:
+    before = throwaway.container("worker1").attrs["State"]["StartedAt"]
+    faults.restart(throwaway, "worker1")
+    after = throwaway.container("worker1")
+    after.reload()
+    assert after.attrs["State"]["StartedAt"] != before
+    faults.wait_node_state(throwaway, "worker1", ["idle"], timeout=90)
+    assert_job_runs_on(throwaway, "worker1")
+
+
+@pytest.mark.xdist_group("throwaway-stack")
+def test_stopped_worker_goes_down_and_start_brings_it_back(throwaway: Cluster) -> None:
+    faults.stop(throwaway, "worker1")
+    container = throwaway.container("worker1")
+    assert container.status == "exited"
+    state = faults.wait_node_state(throwaway, "worker1", ["down"], timeout=90)
+    assert "down" in state
+    faults.start(throwaway, "worker1")
+    faults.wait_node_state(throwaway, "worker1", ["idle"], timeout=90)
+    assert_job_runs_on(throwaway, "worker1")
