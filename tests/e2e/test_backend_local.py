@@ -178,22 +178,25 @@ def _tar(files: dict[str, tuple[bytes, int]]) -> bytes:
     return buffer.getvalue()
 
 
-def test_local_transport_inside_the_login_node(
-    slurm_cluster: Any, remote_workdir: str, wheelhouse: Path
-) -> None:
+def _run_in_login_venv(
+    cluster: Any,
+    remote_workdir: str,
+    wheelhouse: Path,
+    script: str,
+    payload: bytes,
+    *extra: str,
+) -> tuple[dict[str, Any], str]:
+    """Stage the wheelhouse, ``script`` and ``payload`` on the login node, install interCEde
+    into a venv there and run ``script``; returns its ``@@report`` JSON and its whole output."""
     files = {f"wheelhouse/{p.name}": (p.read_bytes(), 0o644) for p in wheelhouse.iterdir()}
-    files["run.py"] = (SCRIPT.encode(), 0o644)
-    files["payload.sh"] = (
-        b'#!/bin/sh\nprintf "%s|" "$@"; echo "$STAMP $(cat "$INTERCEDE_SECRET_TOKEN")"\n'
-        b"echo done > result.txt\n",
-        0o755,
-    )
+    files["run.py"] = (script.encode(), 0o644)
+    files["payload.sh"] = (payload, 0o755)
     stage = f"{remote_workdir}/stage"
-    assert slurm_cluster.exec("login", ["mkdir", "-p", stage], user="submit")[0] == 0
-    assert slurm_cluster.container("login").put_archive(stage, _tar(files))
+    assert cluster.exec("login", ["mkdir", "-p", stage], user="submit")[0] == 0
+    assert cluster.container("login").put_archive(stage, _tar(files))
 
     def run(*argv: str) -> str:
-        code, out = slurm_cluster.exec("login", list(argv), user="submit")
+        code, out = cluster.exec("login", list(argv), user="submit")
         assert code == 0, out
         return str(out)
 
@@ -209,10 +212,24 @@ def test_local_transport_inside_the_login_node(
         "intercede",
     )
     out = run(
-        f"{venv}/bin/python", f"{stage}/run.py", f"{remote_workdir}/jobs", f"{stage}/payload.sh"
+        f"{venv}/bin/python",
+        f"{stage}/run.py",
+        f"{remote_workdir}/jobs",
+        f"{stage}/payload.sh",
+        *extra,
     )
     line = next(x for x in out.splitlines() if x.startswith("@@report "))
-    report = json.loads(line.removeprefix("@@report "))
+    return json.loads(line.removeprefix("@@report ")), out
+
+
+def test_local_transport_inside_the_login_node(
+    slurm_cluster: Any, remote_workdir: str, wheelhouse: Path
+) -> None:
+    payload = (
+        b'#!/bin/sh\nprintf "%s|" "$@"; echo "$STAMP $(cat "$INTERCEDE_SECRET_TOKEN")"\n'
+        b"echo done > result.txt\n"
+    )
+    report, _ = _run_in_login_venv(slurm_cluster, remote_workdir, wheelhouse, SCRIPT, payload)
 
     handles = report["handles"]
     assert all(h.startswith("slurm+local://localhost/") for h in handles)
@@ -232,44 +249,13 @@ def test_local_transport_inside_the_login_node(
 def test_kill_counts_diagnostics_and_secret_mode_over_the_local_transport(
     slurm_cluster: Any, remote_workdir: str, wheelhouse: Path
 ) -> None:
-    files = {f"wheelhouse/{p.name}": (p.read_bytes(), 0o644) for p in wheelhouse.iterdir()}
-    files["run.py"] = (RUNNING_SCRIPT.encode(), 0o644)
     # the job reports its secret file's mode (not its value), then stays running
-    files["payload.sh"] = (
-        b'#!/bin/sh\necho "mode $(stat -c %a "$INTERCEDE_SECRET_TOKEN")"\nexec sleep 300\n',
-        0o755,
-    )
-    stage = f"{remote_workdir}/stage"
-    assert slurm_cluster.exec("login", ["mkdir", "-p", stage], user="submit")[0] == 0
-    assert slurm_cluster.container("login").put_archive(stage, _tar(files))
-
-    def run(*argv: str) -> str:
-        code, out = slurm_cluster.exec("login", list(argv), user="submit")
-        assert code == 0, out
-        return str(out)
-
-    venv = f"{stage}/venv"
-    run("python3", "-m", "venv", venv)
-    run(
-        f"{venv}/bin/pip",
-        "install",
-        "-q",
-        "--no-index",
-        "--find-links",
-        f"{stage}/wheelhouse",
-        "intercede",
-    )
+    payload = b'#!/bin/sh\necho "mode $(stat -c %a "$INTERCEDE_SECRET_TOKEN")"\nexec sleep 300\n'
     # a job name of its own, so counts() sees only this test's jobs
     job_name = "lk" + uuid.uuid4().hex[:10]
-    out = run(
-        f"{venv}/bin/python",
-        f"{stage}/run.py",
-        f"{remote_workdir}/jobs",
-        f"{stage}/payload.sh",
-        job_name,
+    report, out = _run_in_login_venv(
+        slurm_cluster, remote_workdir, wheelhouse, RUNNING_SCRIPT, payload, job_name
     )
-    line = next(x for x in out.splitlines() if x.startswith("@@report "))
-    report = json.loads(line.removeprefix("@@report "))
 
     first, second = report["ids"]
     assert report["counts"] == [2, 0]
