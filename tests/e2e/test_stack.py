@@ -150,6 +150,9 @@ def assert_job_runs_on(cluster: Cluster, node: str) -> None:
     )
     assert code == 0, out
     assert out.strip() == node
+    # srun returns before the node leaves "completing"; a fault injected then would strand the
+    # job's completion, so hand the next test an idle node, as the fixture promises.
+    faults.wait_node_state(cluster, node, ["idle"], timeout=90)
 
 
 @pytest.mark.xdist_group("throwaway-stack")
