@@ -10,9 +10,10 @@ keep := env_var_or_default("KEEP", "0")
 default:
     @just --list
 
-# Debian packages the harness and checks use (root on Debian; otherwise says what to install).
-deps:
-    tools/debian-deps.sh
+# Programs the harness and checks call: says what is missing and installs it from Debian (root
+# or passwordless sudo), or with --dry-run only says what it would install. Nothing when all is on PATH.
+deps *ARGS:
+    tools/debian-deps.sh {{ARGS}}
 
 # Install and start a container engine if none answers (root on Debian only).
 engine: deps

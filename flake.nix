@@ -5,7 +5,9 @@
   # docs/nix.md says what of this has been exercised where.
   description = "interCEde: async, typed, bulk job submission to batch systems, with a sync facade for DIRAC";
 
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-24.11";
+  # A supported release branch (docs/nix.md says until when, and what was checked against it);
+  # flake.lock pins the revision, refreshed weekly by .github/workflows/flake-lock.yml.
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
 
   outputs =
     { self, nixpkgs }:
@@ -18,10 +20,53 @@
       forAllSystems = f: lib.genAttrs systems (system: f system nixpkgs.legacyPackages.${system});
       pyproject = lib.importTOML ./pyproject.toml;
 
+      # ruff and mypy as `just lint` runs them: pyproject.toml pins the versions, and
+      # nix/lint-tools.json (written by `python -m tools.lint_wheels`) holds the same releases'
+      # PyPI wheels by name and hash. Evaluation stops here if the two disagree.
+      lintTools = lib.importJSON ./nix/lint-tools.json;
+      devPins = lib.listToAttrs (
+        map (m: lib.nameValuePair (lib.elemAt m 0) (lib.elemAt m 1)) (
+          lib.filter (m: m != null) (
+            map (builtins.match "([A-Za-z0-9_.-]+)==([^;, ]+)") pyproject.project.optional-dependencies.dev
+          )
+        )
+      );
+      pinsAgree = lib.all (
+        tool:
+        lib.assertMsg (lintTools.versions.${tool} == devPins.${tool})
+          "nix/lint-tools.json has ${tool} ${lintTools.versions.${tool}} but pyproject.toml pins ${devPins.${tool}}: run python -m tools.lint_wheels"
+      ) [ "ruff" "mypy" ];
+
       perSystem =
         system: pkgs:
         let
-          python = pkgs.python311;
+          python = pkgs.python313;
+
+          # The pinned wheels, installed as Python packages (ruff's binary lands in bin/);
+          # autoPatchelfHook points their compiled parts at nixpkgs' libc and libgcc.
+          lintWheels = lib.mapAttrs (
+            name: w:
+            python.pkgs.buildPythonPackage {
+              pname = name;
+              inherit (w) version;
+              format = "wheel";
+              src = pkgs.fetchPypi {
+                inherit (w)
+                  pname
+                  version
+                  dist
+                  python
+                  abi
+                  platform
+                  hash
+                  ;
+                format = "wheel";
+              };
+              nativeBuildInputs = [ pkgs.autoPatchelfHook ];
+              buildInputs = [ pkgs.stdenv.cc.cc.lib ];
+              dependencies = map (dep: lintWheels.${dep} or python.pkgs.${dep}) lintTools.requires.${name};
+            }
+          ) lintTools.wheels.${system};
 
           # The library, built by hatchling from pyproject.toml; only what the wheel needs is
           # in its source, so editing tests or docs does not rebuild it.
@@ -57,6 +102,7 @@
 
           # pyproject.toml's harness, dev and docs extras. types-docker and rust-just are not in
           # nixpkgs: mypy falls back to its docker.* ignore, and `just` comes from pkgs.just.
+          # ruff and mypy are the pinned wheels above, not nixpkgs' (older) builds.
           devLibs =
             ps: with ps; [
               pydantic
@@ -71,24 +117,34 @@
               pytest-timeout
               hypothesis
               trio
-              mypy
               hatchling
+              packaging
               pyyaml
               mkdocs
               mkdocs-material
             ];
           # Everything above plus the library built here (its metadata gives __version__; in
           # the dev shell the checkout's src/ comes first on PYTHONPATH).
-          runPython = python.withPackages (ps: devLibs ps ++ [ intercede ]);
+          runPython = python.withPackages (
+            ps:
+            devLibs ps
+            ++ [
+              intercede
+              lintWheels.ruff
+              lintWheels.mypy
+            ]
+          );
 
+          # Every program the Justfile recipes, tools/debian-deps.sh and the tests call, so
+          # nothing is installed from Debian under Nix (debian-deps.sh finds them on PATH).
           tools = [
             pkgs.just
             pkgs.docker-client
             pkgs.slurm
-            pkgs.ruff
             pkgs.actionlint
-            pkgs.nix
-            pkgs.openssh
+            pkgs.shellcheck
+            pkgs.nix # nix-instantiate, for tests/unit/test_flake.py
+            pkgs.openssh # ssh, ssh-keygen
             pkgs.git
             pkgs.debootstrap
           ];
@@ -301,7 +357,7 @@
           };
         };
 
-      all = forAllSystems perSystem;
+      all = assert pinsAgree; forAllSystems perSystem;
     in
     {
       packages = lib.mapAttrs (_: s: s.packages) all;
