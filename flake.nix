@@ -353,6 +353,7 @@
             generated = check "generated" ''
               python -m tools.gen_sync --check
               python -m tools.gen_config_reference --check
+              python -m tools.lint_wheels --check
             '';
           };
         };

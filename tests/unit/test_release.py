@@ -85,6 +85,24 @@ def test_wheel_metadata_matches_pyproject(dists: dict[str, Path]) -> None:
         shipped_licence = zf.read(f"intercede-{VERSION}.dist-info/licenses/LICENSE")
     assert "intercede-debug-ce = intercede._cli.debug_ce:main" in entry_points
     assert shipped_licence == (ROOT / "LICENSE").read_bytes()
+    assert sorted(meta.get_all("Classifier") or []) == sorted(PROJECT["classifiers"])
+    urls = dict(line.split(", ", 1) for line in meta.get_all("Project-URL") or [])
+    assert urls == PROJECT["urls"]
+
+
+def test_packaging_metadata_names_the_supported_pythons_and_the_project() -> None:
+    """PyPI shows these: the Python versions CI tests, where the code, docs and issues live."""
+    pythons = [
+        c.rsplit(":: ", 1)[1]
+        for c in PROJECT["classifiers"]
+        if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
+    ]
+    assert pythons == ["3.11", "3.12", "3.13"]
+    assert PROJECT["requires-python"] == f">={pythons[0]}"
+    assert {"Homepage", "Repository", "Issues", "Changelog", "Documentation"} <= set(
+        PROJECT["urls"]
+    )
+    assert all(url.startswith("https://") for url in PROJECT["urls"].values())
 
 
 def test_sdist_has_sources_licence_and_changelog_only(dists: dict[str, Path]) -> None:

@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,22 @@ import yaml  # type: ignore[import-untyped]  # PyYAML comes with mkdocs (docs ex
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 VARIANTS = ["bookworm", "trixie"]
-LOGS = ".intercede/*/logs"
+REPORTS = "reports/"
+PYTHONS = ["3.11", "3.12", "3.13"]
+
+# Every third-party action, the commit it is pinned to and the release tag that commit carries
+# (read from each action's repository: `git show-ref --tags`, annotated tags dereferenced).
+PINNED = {
+    "actions/checkout": ("3d3c42e5aac5ba805825da76410c181273ba90b1", "v7.0.1"),
+    "actions/setup-python": ("5fda3b95a4ea91299a34e894583c3862153e4b97", "v7.0.0"),
+    "actions/upload-artifact": ("bbbca2ddaa5d8feaa63e36b76fdaad77386f024f", "v7.0.0"),
+    "actions/cache/restore": ("27d5ce7f107fe9357f9df03efb73ab90386fccae", "v5.0.5"),
+    "actions/cache/save": ("27d5ce7f107fe9357f9df03efb73ab90386fccae", "v5.0.5"),
+    "cachix/install-nix-action": ("630ae543ea3a38a9a4166f03376c02c50f408342", "v31.11.0"),
+    "nix-community/cache-nix-action": ("7df957e333c1e5da7721f60227dbba6d06080569", "v7.0.2"),
+    "peter-evans/create-pull-request": ("5f6978faf089d4d20b00c7766989d076bb2fc7f1", "v8.1.1"),
+}
+USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+?)@(\S+)(?:\s+#\s*(\S+))?\s*$")
 
 
 def _actionlint() -> str:
@@ -64,9 +80,101 @@ def _justfile_recipes() -> set[str]:
     return {m.group(1) for line in lines if (m := re.match(r"^([a-z][\w-]*)[^:=]*:(?!=)", line))}
 
 
-def test_the_four_workflows_exist() -> None:
+def _uses_lines() -> list[tuple[str, str]]:
+    found = []
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        found += [(path.name, line) for line in path.read_text().splitlines() if "uses:" in line]
+    return found
+
+
+def test_the_workflows_exist() -> None:
     names = {p.name for p in WORKFLOWS.glob("*.yml")}
-    assert {"ci.yml", "lint.yml", "nix.yml", "regress.yml"} <= names
+    assert {"ci.yml", "lint.yml", "nix.yml", "regress.yml", "flake-lock.yml"} <= names
+
+
+def test_every_action_is_pinned_by_commit_with_its_version() -> None:
+    lines = _uses_lines()
+    assert len(lines) >= 10
+    for name, line in lines:
+        m = USES.match(line)
+        assert m, f"{name}: cannot read {line.strip()!r}"
+        action, ref, comment = m.groups()
+        assert re.fullmatch(r"[0-9a-f]{40}", ref), f"{name}: {action} is not pinned by commit"
+        assert action in PINNED, f"{name}: {action} is not in this test's list of verified pins"
+        assert (ref, comment) == PINNED[action], f"{name}: {action}@{ref} # {comment}"
+
+
+def test_the_pin_check_catches_a_tag(tmp_path: Path) -> None:
+    line = "      - uses: actions/checkout@v7 # v7.0.1"
+    m = USES.match(line)
+    assert m
+    assert not re.fullmatch(r"[0-9a-f]{40}", m.group(2))
+
+
+def test_unit_tests_run_on_every_supported_python() -> None:
+    unit = _load("ci.yml")["jobs"]["unit"]
+    assert unit["strategy"]["matrix"]["python"] == PYTHONS
+    setup = [s for s in unit["steps"] if "setup-python" in str(s.get("uses", ""))]
+    assert setup[0]["with"]["python-version"] == "${{ matrix.python }}"
+    assert "./just unit" in "\n".join(str(s.get("run", "")) for s in unit["steps"])
+    classifiers = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["classifiers"]
+    declared = [
+        c.rsplit(":: ", 1)[1]
+        for c in classifiers
+        if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
+    ]
+    assert declared == PYTHONS
+
+
+@pytest.mark.parametrize("name", ["ci.yml", "lint.yml", "regress.yml"])
+def test_pip_downloads_are_cached(name: str) -> None:
+    setups = [s for s in _steps(_load(name)) if "setup-python" in str(s.get("uses", ""))]
+    assert setups
+    for step in setups:
+        assert step["with"]["cache"] == "pip"
+        assert step["with"]["cache-dependency-path"] == "pyproject.toml"
+
+
+def test_the_stack_image_is_cached_by_its_content_hash() -> None:
+    job = _load("ci.yml")["jobs"]["test"]
+    steps = {s.get("name", ""): s for s in job["steps"]}
+    tag_step = steps["Stack image tag"]
+    assert "harness.config import image_tag" in tag_step["run"]
+    restore = steps["Restore the stack image"]
+    save = steps["Save the stack image"]
+    assert "actions/cache/restore@" in restore["uses"]
+    assert "actions/cache/save@" in save["uses"]
+    for step in (restore, save):
+        assert step["with"]["key"] == "${{ steps.image.outputs.key }}"
+        assert step["with"]["path"] == ".cache/stack-image.tar"
+    order = [s.get("name", "") for s in job["steps"]]
+    assert order.index("Load the cached stack image") < order.index(
+        "Tests (unit, then e2e against the live cluster)"
+    )
+    assert "docker save" in steps["Export the stack image for the cache"]["run"]
+
+
+def test_the_nix_store_is_cached() -> None:
+    for job in _load("nix.yml")["jobs"].values():
+        caches = [s for s in job["steps"] if "cache-nix-action" in str(s.get("uses", ""))]
+        assert len(caches) == 1
+        assert "hashFiles('flake.nix', 'flake.lock', 'nix/**'" in caches[0]["with"]["primary-key"]
+
+
+def test_flake_lock_is_refreshed_by_pull_request_and_created_on_first_run() -> None:
+    lock = _load("flake-lock.yml")
+    triggers = _triggers(lock)
+    assert triggers["schedule"][0]["cron"]
+    assert "workflow_dispatch" in triggers
+    assert lock["permissions"] == {"contents": "write", "pull-requests": "write"}
+    runs = _runs(lock)
+    assert "if [ -f flake.lock ]" in runs
+    assert "nix flake update" in runs
+    assert "nix flake lock" in runs
+    steps = _steps(lock)
+    pr = [s for s in steps if "create-pull-request" in str(s.get("uses", ""))]
+    assert pr
+    assert pr[0]["with"]["add-paths"] == "flake.lock"
 
 
 def test_actionlint_is_clean() -> None:
@@ -122,14 +230,17 @@ def test_regress_is_nightly_and_keeps_its_report() -> None:
 
 
 @pytest.mark.parametrize("name", ["ci.yml", "nix.yml", "regress.yml"])
-def test_container_logs_are_uploaded_on_failure(name: str) -> None:
+def test_the_report_folder_is_uploaded_when_a_run_fails(name: str) -> None:
+    """The harness saves container logs under reports/logs/ before tearing a failed stack
+    down; every workflow that runs a stack uploads reports/ at least on failure."""
     uploads = [
         step
         for step in _steps(_load(name))
-        if "upload-artifact" in step.get("uses", "") and step["with"]["path"] == LOGS
+        if "upload-artifact" in step.get("uses", "") and step["with"]["path"] == REPORTS
     ]
-    assert uploads, f"{name} does not upload {LOGS}"
-    assert all(step["if"] == "failure()" for step in uploads)
+    assert uploads, f"{name} does not upload {REPORTS}"
+    assert all(step["if"] in ("failure()", "always()") for step in uploads)
+    assert ".intercede" not in (WORKFLOWS / name).read_text()
 
 
 def test_every_just_recipe_used_exists() -> None:
