@@ -42,13 +42,22 @@ unit *ARGS:
 # The README's test command: unit tests, then every e2e test against a live cluster.
 # The stack comes up first (a cold image build is not a test's job) and both pytest sessions
 # share it; tests marked `faults` disturb the shared cluster, so they run alone, after the rest.
-# The stack is torn down at the end unless it was already running or KEEP=1.
+# The stack is torn down at the end unless it was already running or KEEP=1; when anything
+# failed, every container's log is saved to reports/logs/<stack>/ first.
 test *ARGS: engine
     #!/usr/bin/env bash
     set -euo pipefail
     up=$(python -m harness up --variant {{variant}})
     echo "$up"
-    if [[ "$up" != *reused* && "{{keep}}" != 1 ]]; then trap 'python -m harness down' EXIT; fi
+    teardown=0
+    if [[ "$up" != *reused* && "{{keep}}" != 1 ]]; then teardown=1; fi
+    finish() {
+      local status=$?
+      if [ "$status" != 0 ]; then python -m harness logs --save || true; fi
+      if [ "$teardown" = 1 ]; then python -m harness down; fi
+      return "$status"
+    }
+    trap finish EXIT
     pytest tests -q -n 2 --dist loadgroup -m "not faults" {{ARGS}}
     pytest tests/e2e -q -m faults {{ARGS}}
 

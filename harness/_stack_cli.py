@@ -96,6 +96,12 @@ def configure_logs(p: argparse.ArgumentParser) -> None:
     add_stack_args(p)
     p.add_argument("node", nargs="?", default=None, help="one node (default: all)")
     p.add_argument("--tail", type=int, default=None, help="last N lines per node")
+    p.add_argument(
+        "--save",
+        action="store_true",
+        help="write every node's full log to the report folder (reports/logs/<stack>/, "
+        "or $INTERCEDE_REPORT_DIR/logs/<stack>/) instead of printing it",
+    )
 
 
 def configure_ssh(p: argparse.ArgumentParser) -> None:
@@ -163,7 +169,11 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_logs(args: argparse.Namespace) -> int:
-    for node, text in Cluster(args.name).logs(args.node, tail=args.tail).items():
+    cluster = Cluster(args.name)
+    if args.save:
+        print(f"container logs of stack {cluster.name} saved to {cluster.dump_logs()}")
+        return 0
+    for node, text in cluster.logs(args.node, tail=args.tail).items():
         print(f"===== {node} =====")
         print(text.rstrip())
     return 0

@@ -42,6 +42,7 @@ from harness.config import (
     render_client_toml,
     render_slurm_conf,
     render_slurmdbd_conf,
+    report_dir,
     state_dir,
 )
 from harness.readiness import (
@@ -215,7 +216,8 @@ class Cluster:
 
     @property
     def logs_dir(self) -> Path:
-        return self.state_dir / "logs"
+        """Where a failed run saves every container's log: ``<report folder>/logs/<stack>/``."""
+        return report_dir() / "logs" / self.name
 
     @property
     def queues(self) -> tuple[str, ...]:
@@ -490,7 +492,8 @@ class Cluster:
     def _create(self) -> None:
         """Start a new stack; on any failure remove what was made so the next start is clean.
 
-        Container logs are dumped first (``.intercede/<stack>/logs/``) for the post-mortem.
+        Container logs are dumped first (:attr:`logs_dir`, in the report folder) for the
+        post-mortem.
         """
         t0 = time.monotonic()
         image = self.ensure_image()
@@ -803,6 +806,7 @@ class Cluster:
         return out
 
     def dump_logs(self, directory: Path | None = None) -> Path:
+        """Every node's full container log as ``<node>.log`` (default :attr:`logs_dir`)."""
         target = directory or self.logs_dir
         target.mkdir(parents=True, exist_ok=True)
         for node, text in self.logs().items():

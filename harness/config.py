@@ -8,6 +8,7 @@ interCEde registry reads, are unit-tested on machines without a container engine
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,7 @@ import tomli_w
 __all__ = [
     "DEFAULT_PARTITIONS",
     "DEFAULT_SCHEDULER_PARAMETERS",
+    "REPORT_DIR_ENV",
     "REPO_ROOT",
     "STACK_DIR",
     "Partition",
@@ -34,6 +36,7 @@ __all__ = [
     "render_client_toml",
     "render_slurm_conf",
     "render_slurmdbd_conf",
+    "report_dir",
     "stack_hash",
     "state_dir",
     "worker_names",
@@ -260,6 +263,16 @@ def stack_hash(variant: Variant, stack_dir: Path | None = None, extra: Sequence[
 
 def image_tag(variant: Variant, stack_dir: Path | None = None, extra: Sequence[str] = ()) -> str:
     return f"intercede-slurm:{variant.name}-{stack_hash(variant, stack_dir, extra)}"
+
+
+REPORT_DIR_ENV = "INTERCEDE_REPORT_DIR"
+
+
+def report_dir() -> Path:
+    """The run's report folder: regression reports and, when a run fails, every container's log
+    (``logs/<stack>/<node>.log``), which the workflows upload. ``$INTERCEDE_REPORT_DIR``, else
+    the git-ignored ``reports/`` of the checkout."""
+    return Path(os.environ.get(REPORT_DIR_ENV) or REPO_ROOT / "reports")
 
 
 def state_dir(stack: str, root: Path | None = None) -> Path:

@@ -4,8 +4,9 @@ Brings the Slurm cluster up (or reuses a running one), runs the debug-CE spike a
 partition and every DIRAC consumer scenario through the sync facade, prints a one-screen
 summary and tears the cluster down again, unless ``--keep``/``KEEP=1`` or the cluster was
 already running before (someone else's stack is never taken down). Start and teardown hold the
-stack's lock, and a start that fails partway is torn down as well. Exit status: 0 when every
-check passed, 1 otherwise.
+stack's lock, and a start that fails partway is torn down as well. A run that fails saves every
+container's log to the report folder (``reports/logs/<stack>/``) before any teardown. Exit
+status: 0 when every check passed, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from harness._lock import stack_lock, stack_owner_path
 from harness.scenarios import SCENARIOS, ScenarioContext, ScenarioResult
@@ -30,6 +31,9 @@ from intercede._cli._report import CheckState, RunReport
 from intercede._cli.debug_ce import run as run_debug_ce
 from intercede._cli.debug_ce import select_queues
 from intercede.errors import InterCEdeError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from harness.cluster import Cluster
 
 __all__ = [
     "E2EReport",
@@ -130,6 +134,19 @@ def render_summary(report: E2EReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _save_logs_if_failed(cluster: Cluster, failed: bool, say: Callable[[str], None]) -> None:
+    """A failed run's container logs go to the report folder (``reports/logs/<stack>/``),
+    which the workflows upload, while the containers still exist."""
+    if not failed:
+        return
+    try:
+        if all(row.state == "missing" for row in cluster.status()):
+            return  # a start that failed saved them itself, then removed the containers
+        say(f"e2e: run failed; container logs saved to {cluster.dump_logs()}")
+    except Exception as exc:  # noqa: BLE001 - the run's own failure is the one to report
+        say(f"e2e: could not save the container logs: {type(exc).__name__}: {exc}")
+
+
 def _owns(owner: Path, session: str) -> bool:
     try:
         return owner.read_text().strip() == session
@@ -161,6 +178,7 @@ def run_e2e(
     report = E2EReport(variant=variant, stack=cluster.name)
     session = f"e2e-{uuid.uuid4().hex}"
     owner = stack_owner_path(cluster.name)
+    raised = False
     try:
         # The lock the pytest plugin takes, so an e2e run and a test session never race up().
         with stack_lock(cluster.name):
@@ -180,7 +198,11 @@ def run_e2e(
             for name in scenarios or list(SCENARIOS):
                 say(f"e2e: scenario {name}")
                 report.results.append(SCENARIOS[name](ctx))
+    except BaseException:
+        raised = True
+        raise
     finally:
+        _save_logs_if_failed(cluster, raised or not report.ok, say)  # before any teardown
         with stack_lock(cluster.name):
             if _owns(owner, session):
                 try:

@@ -6,7 +6,8 @@ gets a fresh cluster under its own stack name (``regress-<variant>``), the whole
 machines have two cores; two clusters at once would only measure contention). A variant whose
 cluster never came up is reported as a failed row, never left out. The result is a dated JSON
 file for machines and a Markdown table (scenario x variant, pass/fail, timings) for people,
-under the git-ignored ``reports/``.
+under the git-ignored ``reports/``; a variant that fails leaves every container's log under
+``reports/logs/regress-<variant>/`` (saved by the e2e run before its teardown).
 """
 
 from __future__ import annotations
@@ -297,6 +298,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from harness.config import REPORT_DIR_ENV
+
+    # A failed variant's container logs go beside the report (``<out>/logs/regress-<variant>/``).
+    os.environ[REPORT_DIR_ENV] = str(args.out)
     report = run_regress(args.variants, _e2e_runner(args.keep), timeout_s=args.timeout)
     json_path, md_path = write_report(report, args.out)
     sys.stdout.write(render_markdown(report))

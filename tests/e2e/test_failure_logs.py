@@ -1,0 +1,82 @@
+"""A failed run leaves every container's log in the run's report folder, saved before teardown.
+
+The workflows upload the report folder when a job fails, so this is what a CI post-mortem sees.
+One test runs `harness.e2e.run_e2e` (the code behind `just e2e` and `just regress`) on a
+throwaway stack with a scenario that fails on purpose; the other runs
+`python -m harness logs --save`, which `just test` calls when anything failed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+import harness.e2e
+from harness.cluster import Cluster
+from harness.config import REPO_ROOT
+from harness.scenarios import ScenarioContext, ScenarioResult
+from harness.scenarios._result import Check
+
+pytestmark = pytest.mark.e2e
+
+
+def _fails_on_purpose(ctx: ScenarioContext) -> ScenarioResult:
+    return ScenarioResult(
+        name="fails-on-purpose",
+        dc_ids=(),
+        checks=[Check("deliberate", False, "this scenario always fails")],
+    )
+
+
+@pytest.mark.xdist_group("throwaway-stack")
+def test_failed_e2e_run_saves_every_container_log_before_teardown(
+    slurm_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"{slurm_cluster.name}-fail{uuid.uuid4().hex[:6]}"
+    monkeypatch.setenv("INTERCEDE_REPORT_DIR", str(tmp_path))
+    monkeypatch.setitem(harness.e2e.SCENARIOS, "fails-on-purpose", _fails_on_purpose)
+    said: list[str] = []
+    report = harness.e2e.run_e2e(
+        variant=slurm_cluster.variant_name,
+        stack=name,
+        scenarios=["fails-on-purpose"],
+        timeout_s=120,
+        log=said.append,
+    )
+    assert not report.ok
+    assert report.torn_down
+    logs = tmp_path / "logs" / name
+    stack = Cluster(name, variant=slurm_cluster.variant_name)
+    assert sorted(p.name for p in logs.iterdir()) == sorted(f"{n}.log" for n in stack.nodes)
+    # Real container output, captured while the containers ran: each entrypoint logs its role.
+    for node in stack.nodes:
+        text = (logs / f"{node}.log").read_text()
+        assert "[entrypoint:" in text, f"{node}.log: {text[:200]!r}"
+        assert "(no container)" not in text
+    saved = said.index(f"e2e: run failed; container logs saved to {logs}")
+    assert saved < said.index(f"e2e: tearing down stack {name}")
+    assert stack.leftovers() == {"containers": [], "networks": [], "volumes": []}
+
+
+def test_logs_save_writes_every_node_log_to_the_report_folder(
+    slurm_cluster: Cluster, tmp_path: Path
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "logs", "--save", "--name", slurm_cluster.name],
+        cwd=REPO_ROOT,
+        env={**os.environ, "INTERCEDE_REPORT_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    target = tmp_path / "logs" / slurm_cluster.name
+    assert f"saved to {target}" in proc.stdout
+    for node in slurm_cluster.nodes:
+        assert (target / f"{node}.log").read_text().strip(), node
