@@ -16,6 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tools" / "debian-deps.sh"
+SH = shutil.which("sh") or "/bin/sh"  # the Nix build sandbox has no /bin/bash
 TOOLS = {
     "debootstrap": "debootstrap",
     "ssh-keygen": "openssh-client",
@@ -26,7 +27,7 @@ TOOLS = {
 
 def _stub(directory: Path, name: str, body: str = "exit 0") -> None:
     path = directory / name
-    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.write_text(f"#!{SH}\n{body}\n")
     path.chmod(0o755)
 
 
@@ -40,11 +41,12 @@ def _run(
     calls = tmp_path / "apt-calls"
     _stub(bindir, "apt-get", f'echo "$*" >> {calls}')
     _stub(bindir, "id", "echo 0" if root else "echo 1000")
-    env_program = shutil.which("env")
+    env_program, bash = shutil.which("env"), shutil.which("bash")
     assert env_program is not None
+    assert bash is not None
     (bindir / "env").symlink_to(env_program)
     proc = subprocess.run(
-        ["/bin/bash", str(SCRIPT), *args],
+        [bash, str(SCRIPT), *args],
         env={"PATH": str(bindir), "HOME": str(tmp_path)},
         capture_output=True,
         text=True,
