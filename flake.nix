@@ -20,9 +20,9 @@
       forAllSystems = f: lib.genAttrs systems (system: f system nixpkgs.legacyPackages.${system});
       pyproject = lib.importTOML ./pyproject.toml;
 
-      # ruff and mypy as `just lint` runs them: pyproject.toml pins the versions, and
-      # nix/lint-tools.json (written by `python -m tools.lint_wheels`) holds the same releases'
-      # PyPI wheels by name and hash. Evaluation stops here if the two disagree.
+      # ruff and mypy as `just lint` runs them: pyproject.toml's dev extra pins them (and mypy's
+      # runtime dependencies), and nix/lint-tools.json (written by `python -m tools.lint_wheels`)
+      # holds the same releases' PyPI wheels by name and hash. Evaluation stops if they disagree.
       lintTools = lib.importJSON ./nix/lint-tools.json;
       devPins = lib.listToAttrs (
         map (m: lib.nameValuePair (lib.elemAt m 0) (lib.elemAt m 1)) (
@@ -33,9 +33,9 @@
       );
       pinsAgree = lib.all (
         tool:
-        lib.assertMsg (lintTools.versions.${tool} == devPins.${tool})
-          "nix/lint-tools.json has ${tool} ${lintTools.versions.${tool}} but pyproject.toml pins ${devPins.${tool}}: run python -m tools.lint_wheels"
-      ) [ "ruff" "mypy" ];
+        lib.assertMsg (lintTools.versions.${tool} == (devPins.${tool} or "unpinned"))
+          "nix/lint-tools.json has ${tool} ${lintTools.versions.${tool}} but pyproject.toml pins ${devPins.${tool} or "nothing"}: run python -m tools.lint_wheels"
+      ) (lib.attrNames lintTools.versions);
 
       perSystem =
         system: pkgs:

@@ -6,10 +6,10 @@ rules. So the flake does not take them from nixpkgs: it fetches the same release
 nixpkgs' ``fetchPypi``, by the file names and hashes recorded in ``nix/lint-tools.json``.
 
 ``python -m tools.lint_wheels`` rewrites that file: for each Nix system it asks pip to download
-ruff, mypy and mypy's compiled or recent dependencies (at the versions installed in this
-environment, i.e. what pip resolved for `just lint`) as CPython 3.13 wheels for that platform,
-and records each file's name parts and SRI hash. ``--check`` (no network) fails when the file
-no longer matches pyproject.toml's pins or the versions installed here; the unit tests run it.
+ruff, mypy and mypy's runtime dependencies (pinned with ``==`` in the ``dev`` extra too, so pip
+installs exactly these for `just lint`) as CPython 3.13 wheels for that platform, and records
+each file's name parts and SRI hash. ``--check`` (no network) fails when the file no longer
+matches pyproject.toml's pins or mypy's dependencies; the unit tests and the lint workflow run it.
 """
 
 from __future__ import annotations
@@ -60,20 +60,17 @@ pydantic) depend on them too, and two copies of one distribution would collide."
 
 
 def pyproject_pins(pyproject: Path | None = None) -> dict[str, str]:
-    """``{"ruff": "0.17.6", "mypy": "2.4.1"}`` from the ``dev`` extra's ``==`` pins."""
+    """Every ``==`` pin of the ``dev`` extra, e.g. ``{"ruff": "0.17.6", "mypy": "2.4.1", ...}``."""
     data = tomllib.loads((pyproject or ROOT / "pyproject.toml").read_text())
     pins: dict[str, str] = {}
     for spec in data["project"]["optional-dependencies"]["dev"]:
         req = Requirement(spec)
-        name = canonicalize_name(req.name)
-        if name in TOOLS:
-            exact = [s.version for s in req.specifier if s.operator == "=="]
-            if len(exact) != 1:
-                raise ValueError(f"pyproject.toml: pin {name} with ==, got {spec!r}")
-            pins[name] = exact[0]
+        exact = [s.version for s in req.specifier if s.operator == "=="]
+        if exact:
+            pins[str(canonicalize_name(req.name))] = exact[0]
     missing = [t for t in TOOLS if t not in pins]
     if missing:
-        raise ValueError(f"pyproject.toml: the dev extra does not pin {missing}")
+        raise ValueError(f"pyproject.toml: the dev extra does not pin {missing} with ==")
     return pins
 
 
@@ -143,15 +140,18 @@ def _download(names: Mapping[str, str], platforms: tuple[str, ...], dest: Path) 
 def expected() -> tuple[dict[str, str], dict[str, list[str]]]:
     """What the file must hold: ``{wheel: version}`` and ``{wheel: its dependencies}``.
 
-    The wheels are ruff and mypy at pyproject.toml's pins plus mypy's dependency closure at
-    the versions installed here, less what nixpkgs provides (:data:`NIXPKGS_PROVIDED`).
+    The wheels are ruff, mypy and mypy's dependency closure (as installed here) less what
+    nixpkgs provides (:data:`NIXPKGS_PROVIDED`), each at its ``==`` pin in pyproject.toml.
     """
     pins = pyproject_pins()
     closure = mypy_requirements()
-    versions = {name: importlib.metadata.version(name) for name in closure}
-    versions.update(pins)
-    requires = {name: sorted(closure.get(name, {})) for name in versions}
-    return dict(sorted(versions.items())), dict(sorted(requires.items()))
+    names = sorted({*TOOLS, *closure})
+    unpinned = [name for name in names if name not in pins]
+    if unpinned:
+        raise ValueError(f"pyproject.toml: pin {unpinned} with == in the dev extra")
+    versions = {name: pins[name] for name in names}
+    requires = {name: sorted(closure.get(name, {})) for name in names}
+    return versions, requires
 
 
 def build() -> dict[str, Any]:
@@ -185,8 +185,7 @@ def problems(data: Mapping[str, Any]) -> list[str]:
     have: Mapping[str, str] = data.get("versions", {})
     for name, version in versions.items():
         if have.get(name) != version:
-            where = "pyproject.toml pins" if name in TOOLS else "pip installed"
-            found.append(f"{name}: {where} {version}, the flake has {have.get(name)}")
+            found.append(f"{name}: pyproject.toml pins {version}, the flake has {have.get(name)}")
     found += [f"{name}: not needed by ruff or mypy" for name in sorted(set(have) - set(versions))]
     if data.get("requires") != requires:
         found.append(
