@@ -35,7 +35,7 @@ from pydantic import SecretBytes, SecretStr
 
 from DIRAC import S_ERROR, S_OK
 from DIRAC.Core.Utilities import DErrno
-from DIRAC.Resources.Computing.ComputingElement import ComputingElement
+from DIRAC.Resources.Computing.ComputingElement import FLOAT_PARAMETERS, INTEGER_PARAMETERS, ComputingElement
 from DIRAC.WorkloadManagementSystem.Client import PilotStatus
 
 from intercede import (
@@ -118,6 +118,21 @@ class InterCEdeComputingElement(ComputingElement):
         self.backendConfig = None  # the config the facade was built with
 
     #############################################################################
+    def setParameters(self, ceOptions):
+        """The base class's, after checking the values it converts with ``int()``/``float()``:
+        a bad one is ``S_ERROR(ECONF)`` naming the option instead of a ``ValueError`` that the
+        factory logs as a traceback (the CE is then left as it was)."""
+        merged = {**self.ceParameters, **ceOptions}
+        converted = {"NumberOfProcessors", "NumberOfGPUs", "MaxRAM"} & merged.keys()
+        converted |= set(ceOptions) & set(INTEGER_PARAMETERS + FLOAT_PARAMETERS)
+        for option in sorted(converted):
+            kind, noun = (float, "a number") if option in FLOAT_PARAMETERS else (int, "an integer")
+            try:
+                kind(merged[option])
+            except (TypeError, ValueError):
+                return S_ERROR(DErrno.ECONF, f"{self.ceName}: {option}: {merged[option]!r} is not {noun}")
+        return super().setParameters(ceOptions)
+
     def _reset(self):
         """Translate the CE parameters; called by ``setParameters``. No I/O happens here."""
         self.preamble = self.ceParameters.get("Preamble", self.preamble)
