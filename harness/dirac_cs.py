@@ -129,6 +129,8 @@ def render_cs(
             "Groups": {
                 PILOT_GROUP: {"VO": VO, "Users": "pilot", "Properties": "GenericPilot"},
                 f"{VO}_user": {"VO": VO, "Users": "pilot", "Properties": "NormalUser"},
+                # the admin DIRAC's dirac-admin-debug-ce wants for non-SSH CE types
+                f"{VO}_admin": {"VO": VO, "Users": "pilot", "Properties": "FullDelegation"},
             },
         },
         "Operations": {
@@ -138,7 +140,9 @@ def render_cs(
             }
         },
         "Resources": {
-            "Sites": {"DIRAC": {SITE: {"VO": VO, "CE": ce_name(stack), "CEs": {ce_name(stack): ce}}}}
+            "Sites": {
+                "DIRAC": {SITE: {"VO": VO, "CE": ce_name(stack), "CEs": {ce_name(stack): ce}}}
+            }
         },
         "Systems": {"WorkloadManagement": {"Agents": {k: dict(v) for k, v in AGENTS.items()}}},
     }
@@ -154,7 +158,12 @@ def render_cfg(tree: Mapping[str, Any], indent: str = "") -> str:
     lines: list[str] = []
     for key, value in tree.items():
         if isinstance(value, Mapping):
-            lines += [f"{indent}{key}", f"{indent}{{", render_cfg(value, indent + "  "), f"{indent}}}"]
+            lines += [
+                f"{indent}{key}",
+                f"{indent}{{",
+                render_cfg(value, indent + "  "),
+                f"{indent}}}",
+            ]
             continue
         text = ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
         if not _VALUE.match(text) or not _KEY.match(str(key)):

@@ -32,6 +32,8 @@ class Report:
     code_paths: list[str] = field(default_factory=list)
     checks: list[dict[str, Any]] = field(default_factory=list)
     measurements: dict[str, float] = field(default_factory=dict)
+    transcript: str | None = None
+    """What a DIRAC command printed, kept in the e2e report."""
     error: str | None = None
 
     def ran(self, code_path: str) -> None:
@@ -51,16 +53,16 @@ class Report:
             "code_paths": self.code_paths,
             "checks": self.checks,
             "measurements": self.measurements,
+            "transcript": self.transcript,
             "error": self.error,
         }
 
 
 def load_cs(path: Path) -> None:
     """Load ``path`` as the whole local CS, the way DIRAC's agent unit tests do."""
-    from diraccfg import CFG
-
     from DIRAC import gConfig
     from DIRAC.ConfigurationSystem.Client import ConfigurationData
+    from diraccfg import CFG
 
     ConfigurationData.gConfigurationData.localCFG = CFG()
     cfg = CFG()
@@ -76,8 +78,10 @@ def make_proxy(dn_cn: str = "harness pilot", lifetime_s: int = 3 * 86400) -> Any
     with tempfile.TemporaryDirectory(prefix="harness-proxy-") as tmp:
         cert, key = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "7"]
-            + ["-subj", f"/O=InterCEde/CN={dn_cn}", "-keyout", str(key), "-out", str(cert)],
+            [
+                *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "7"),
+                *("-subj", f"/O=InterCEde/CN={dn_cn}", "-keyout", str(key), "-out", str(cert)),
+            ],
             check=True,
             capture_output=True,
         )

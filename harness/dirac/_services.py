@@ -29,12 +29,12 @@ class PilotAgentsDBRecorder:
         self.pilots: dict[str, dict[str, Any]] = {}
         self.status_calls = 0
 
-    def addPilotReferences(  # noqa: N802 - DIRAC's method name
+    def addPilotReferences(
         self,
-        pilotRef: Iterable[str],  # noqa: N803
-        VO: str,  # noqa: N803
-        gridType: str = "DIRAC",  # noqa: N803
-        pilotStampDict: Mapping[str, str] | None = None,  # noqa: N803
+        pilotRef: Iterable[str],
+        VO: str,
+        gridType: str = "DIRAC",
+        pilotStampDict: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
         for ref in pilotRef:
@@ -50,13 +50,13 @@ class PilotAgentsDBRecorder:
             }
         return _ok()
 
-    def setPilotStatus(  # noqa: N802
+    def setPilotStatus(
         self,
-        pilotRef: str,  # noqa: N803
+        pilotRef: str,
         status: str,
         destination: str | None = None,
-        statusReason: str | None = None,  # noqa: N803
-        gridSite: str | None = None,  # noqa: N803
+        statusReason: str | None = None,
+        gridSite: str | None = None,
         queue: str | None = None,
         **_: Any,
     ) -> dict[str, Any]:
@@ -69,22 +69,26 @@ class PilotAgentsDBRecorder:
         pilot["Status"] = status
         pilot["StatusReason"] = statusReason
         pilot["LastUpdateTime"] = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
-        for key, value in (("DestinationSite", destination), ("GridSite", gridSite), ("Queue", queue)):
+        for key, value in (
+            ("DestinationSite", destination),
+            ("GridSite", gridSite),
+            ("Queue", queue),
+        ):
             if value:
                 pilot[key] = value
         return _ok()
 
-    def selectPilots(self, condDict: Mapping[str, Any], **_: Any) -> dict[str, Any]:  # noqa: N802,N803
+    def selectPilots(self, condDict: Mapping[str, Any], **_: Any) -> dict[str, Any]:
         return _ok([ref for ref, pilot in self.pilots.items() if _matches(pilot, condDict)])
 
-    def countPilots(self, condDict: Mapping[str, Any], *_: Any, **__: Any) -> dict[str, Any]:  # noqa: N802,N803
+    def countPilots(self, condDict: Mapping[str, Any], *_: Any, **__: Any) -> dict[str, Any]:
         return _ok(len(self.selectPilots(condDict)["Value"]))
 
-    def getPilotInfo(self, pilotReference: Iterable[str] | str, **_: Any) -> dict[str, Any]:  # noqa: N802,N803
+    def getPilotInfo(self, pilotReference: Iterable[str] | str, **_: Any) -> dict[str, Any]:
         refs = [pilotReference] if isinstance(pilotReference, str) else list(pilotReference)
         return _ok({ref: dict(self.pilots[ref]) for ref in refs if ref in self.pilots})
 
-    def setAccountingFlag(self, pilotRef: str, mark: str = "True") -> dict[str, Any]:  # noqa: N802,N803
+    def setAccountingFlag(self, pilotRef: str, mark: str = "True") -> dict[str, Any]:
         if pilotRef in self.pilots:
             self.pilots[pilotRef]["AccountingSent"] = mark
         return _ok()
@@ -110,7 +114,7 @@ class FakeMatcher:
         self.owner_group = owner_group
         self.seen: list[dict[str, Any]] = []
 
-    def getMatchingTaskQueues(self, ceDict: Mapping[str, Any]) -> dict[str, Any]:  # noqa: N802,N803
+    def getMatchingTaskQueues(self, ceDict: Mapping[str, Any]) -> dict[str, Any]:
         self.seen.append(dict(ceDict))
         return _ok({1: {"OwnerGroup": self.owner_group, "Jobs": self.jobs}})
 
@@ -122,19 +126,19 @@ class ProxyManagerStandIn:
         self.proxy = make_proxy()
         self.calls: list[str] = []
 
-    def getPilotProxyFromDIRACGroup(self, *_: Any, **__: Any) -> dict[str, Any]:  # noqa: N802
+    def getPilotProxyFromDIRACGroup(self, *_: Any, **__: Any) -> dict[str, Any]:
         self.calls.append("getPilotProxyFromDIRACGroup")
         return _ok(self.proxy)
 
-    def getPilotProxyFromVOMSGroup(self, *_: Any, **__: Any) -> dict[str, Any]:  # noqa: N802
+    def getPilotProxyFromVOMSGroup(self, *_: Any, **__: Any) -> dict[str, Any]:
         self.calls.append("getPilotProxyFromVOMSGroup")
         return _ok(self.proxy)
 
-    def downloadProxy(self, *_: Any, **__: Any) -> dict[str, Any]:  # noqa: N802
+    def downloadProxy(self, *_: Any, **__: Any) -> dict[str, Any]:
         self.calls.append("downloadProxy")
         return _ok(self.proxy)
 
-    def userHasProxy(self, *_: Any, **__: Any) -> dict[str, Any]:  # noqa: N802
+    def userHasProxy(self, *_: Any, **__: Any) -> dict[str, Any]:
         self.calls.append("userHasProxy")
         return _ok(True)
 
@@ -144,7 +148,7 @@ def install_site_services(module: Any, proxies: ProxyManagerStandIn) -> None:
     stand-ins: every site and CE usable, every proxy request answered by ``proxies``."""
     from DIRAC import S_OK
 
-    def usable_sites(siteNames: Iterable[str] | None = None, *_: Any, **__: Any) -> Any:  # noqa: N803
+    def usable_sites(siteNames: Iterable[str] | None = None, *_: Any, **__: Any) -> Any:
         from DIRAC import gConfig
 
         sites = gConfig.getSections("/Resources/Sites/DIRAC")["Value"]

@@ -37,7 +37,9 @@ def build_agent(pilots: int) -> tuple[Any, PilotAgentsDBRecorder, FakeMatcher, P
 
     proxies = ProxyManagerStandIn()
     install_site_services(module, proxies)
-    agent = module.SiteDirector("WorkloadManagement/SiteDirector", "WorkloadManagement/SiteDirector")
+    agent = module.SiteDirector(
+        "WorkloadManagement/SiteDirector", "WorkloadManagement/SiteDirector"
+    )
     result = agent.initialize()
     if not result["OK"]:
         raise RuntimeError(f"SiteDirector.initialize: {result['Message']}")
@@ -67,8 +69,12 @@ def run(cs: Path, report: Report) -> None:
     )
     report.check("CE is valid", ce.isValid()["OK"], str(ce.isValid()))
 
-    report.ran("DIRAC.WorkloadManagementSystem.Agent.SiteDirector.SiteDirector._submitPilotsPerQueue")
-    report.ran("DIRAC.WorkloadManagementSystem.Agent.SiteDirector.SiteDirector._submitPilotsToQueue")
+    report.ran(
+        "DIRAC.WorkloadManagementSystem.Agent.SiteDirector.SiteDirector._submitPilotsPerQueue"
+    )
+    report.ran(
+        "DIRAC.WorkloadManagementSystem.Agent.SiteDirector.SiteDirector._submitPilotsToQueue"
+    )
     started = time.monotonic()
     result = agent._submitPilotsPerQueue(first)
     report.measurements["submit_s"] = round(time.monotonic() - started, 3)

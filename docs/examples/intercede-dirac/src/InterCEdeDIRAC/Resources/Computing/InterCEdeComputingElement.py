@@ -31,13 +31,10 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from pydantic import SecretBytes, SecretStr
-
 from DIRAC import S_ERROR, S_OK
 from DIRAC.Core.Utilities import DErrno
 from DIRAC.Resources.Computing.ComputingElement import FLOAT_PARAMETERS, INTEGER_PARAMETERS, ComputingElement
 from DIRAC.WorkloadManagementSystem.Client import PilotStatus
-
 from intercede import (
     AuthenticationError,
     ConfigurationError,
@@ -50,8 +47,8 @@ from intercede import (
     OperationTimeoutError,
     OutputMember,
     OutputSpec,
-    ResourceUnavailableError,
     Resources,
+    ResourceUnavailableError,
     SpecificationRejectedError,
     SSHPassword,
     StaticCredentials,
@@ -59,9 +56,10 @@ from intercede import (
     parse_config,
     sync,
 )
+from pydantic import SecretBytes, SecretStr
 
 STAMP_VARIABLE = "DIRAC_PILOT_STAMP"
-PROXY_SECRET = "PROXY"
+PROXY_SECRET = "PROXY"  # noqa: S105 - the name of the secret file, not a secret
 STAMP_SEPARATOR = ":::"
 
 # CS option -> (interCEde field, type); anything else in the CS is left to DIRAC.
@@ -407,7 +405,7 @@ def _optionOf(field):
 
 
 def _firstError(exc, options):
-    errors = getattr(exc, "errors", lambda: [])()
+    errors = getattr(exc, "errors", list)()
     if not errors:
         return str(exc)
     field = str(errors[0]["loc"][0]) if errors[0]["loc"] else ""
