@@ -461,3 +461,40 @@ def test_submit_before_valid_parameters_is_econf(seam: Seam, tmp_path: Path) -> 
     result = InterCEdeComputingElement("unset").submitJob(str(tmp_path / "pilot.sh"), "", 1)
     assert not result["OK"]
     assert result["Errno"] == DErrno.ECONF
+
+
+def test_ssh_queue_translates_every_cs_option(seam: Seam, tmp_path: Path) -> None:
+    known_hosts, key = tmp_path / "known_hosts", tmp_path / "id_ed25519"
+    known_hosts.write_text("login.example.org ssh-ed25519 AAAA\n")
+    key.write_text("not read before the first connection\n")
+    options = {
+        **QUEUE_OPTIONS,
+        "SSHHost": "login.example.org",
+        "SSHPort": "2222",
+        "SSHUser": "dirac",
+        "SSHKey": str(key),
+        "SSHKnownHosts": str(known_hosts),
+        "SSHJumpHost": "jump@bastion.example.org:22",
+        "SSHConnectTimeout": "7.5",
+        "SSHKeepAliveInterval": "20",
+        "SSHReconnectAttempts": "5",
+        "CredentialRefreshMargin": "120",
+        "Account": "lhcb",
+        "SubmitOptions": "--qos=pilot --comment 'a b'",
+        "JobName": "dirac-pilot",
+        "MaxArraySize": "500",
+    }
+    result = build(options, ce="ce.ssh.test")
+    assert result["OK"], result
+    config = result["Value"].config
+    assert config.transport == "ssh"
+    assert (config.host, config.port, config.user) == ("login.example.org", 2222, "dirac")
+    assert config.known_hosts == known_hosts
+    assert config.jump_host == "jump@bastion.example.org:22"
+    assert (config.connect_timeout_s, config.keepalive_interval_s) == (7.5, 20.0)
+    assert (config.reconnect_attempts, config.credential_refresh_margin_s) == (5, 120.0)
+    assert config.account == "lhcb"
+    assert config.submit_extra == ("--qos=pilot", "--comment", "a b")
+    assert (config.job_name, config.max_array_size) == ("dirac-pilot", 500)
+    assert config.auth == "key"
+    assert not seam.built

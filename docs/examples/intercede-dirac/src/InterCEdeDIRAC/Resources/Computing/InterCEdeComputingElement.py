@@ -17,6 +17,9 @@ CS options (queue or CE section), on top of those of ``ComputingElement``::
   SharedArea = <absolute directory on the shared file system>, WorkArea = <sub-directory>
   SubmitOptions, Preamble, Account
   NumberOfProcessors, NumberOfGPUs, NumberOfNodes, WholeNode  (what every pilot asks for)
+  SSHConnectTimeout, SSHKeepAliveInterval, SSHReconnectAttempts, JobName, MaxArraySize,
+  OutputMaxBytes, OutputMaxFiles, TransferTimeout, CommandTimeout, CredentialRefreshMargin,
+  ContainerLauncher  (optional; interCEde's defaults otherwise)
 
 Pilot references are interCEde handle strings; each pilot finds its stamp in
 ``$DIRAC_PILOT_STAMP``. A proxy given to ``submitJob`` reaches each job as a 0600 file whose
@@ -71,6 +74,9 @@ CONFIG_OPTIONS = {
     "SSHUser": ("user", str),
     "SSHJumpHost": ("jump_host", str),
     "SSHConnectTimeout": ("connect_timeout_s", float),
+    "SSHKeepAliveInterval": ("keepalive_interval_s", float),
+    "SSHReconnectAttempts": ("reconnect_attempts", int),
+    "CredentialRefreshMargin": ("credential_refresh_margin_s", float),
     "JobName": ("job_name", str),
     "MaxArraySize": ("max_array_size", int),
     "OutputMaxBytes": ("output_max_bytes", int),
