@@ -18,6 +18,11 @@ deps:
 engine: deps
     python -m harness engine
 
+# The real DIRAC (9.1.22, pinned in tools/dirac/requirements.txt) in .venv-dirac, with this
+# checkout's interCEde and the InterCEdeDIRAC extension: the DIRAC scenarios run in it.
+dirac-env:
+    tools/dirac-env.sh
+
 # Lint and type check: ruff + mypy --strict on src/, harness/, tools/ and the DIRAC adapter example, plus the generator check.
 lint:
     ruff check src harness tests benchmarks tools docs/examples
@@ -42,7 +47,7 @@ unit *ARGS:
 # The stack comes up first (a cold image build is not a test's job) and both pytest sessions
 # share it; tests marked `faults` disturb the shared cluster, so they run alone, after the rest.
 # The stack is torn down at the end unless it was already running or KEEP=1.
-test *ARGS: engine
+test *ARGS: engine dirac-env
     #!/usr/bin/env bash
     set -euo pipefail
     up=$(python -m harness up --variant {{variant}})
@@ -52,7 +57,7 @@ test *ARGS: engine
     pytest tests/e2e -q -m faults {{ARGS}}
 
 # The main job: cluster up (or reuse), debug-CE spike on every partition, every DIRAC scenario.
-e2e *ARGS: engine
+e2e *ARGS: engine dirac-env
     python -m harness e2e --variant {{variant}} {{ if keep == "1" { "--keep" } else { "" } }} {{ARGS}}
 
 # Cluster lifecycle.
@@ -89,7 +94,7 @@ bench-facade:
     python benchmarks/facade_overhead.py
 
 # Every scenario and the spike against both Slurm variants; report under reports/.
-regress: engine
+regress: engine dirac-env
     python -m harness regress --variants bookworm,trixie
 
 # Build the docs site strictly.

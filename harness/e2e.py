@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harness._lock import stack_lock, stack_owner_path
-from harness.scenarios import SCENARIOS, ScenarioContext, ScenarioResult
-from harness.scenarios._context import ClusterLike
-from harness.scenarios._result import Check
+from harness.config import REPO_ROOT
+from harness.scenarios import SCENARIOS, Check, ClusterLike, ScenarioContext, ScenarioResult
 from intercede._cli._queue_check import Options
 from intercede._cli._report import CheckState, RunReport
 from intercede._cli.debug_ce import run as run_debug_ce
@@ -38,6 +37,7 @@ __all__ = [
     "main",
     "render_summary",
     "run_e2e",
+    "write_report",
 ]
 
 SPIKE = "debug-ce"
@@ -117,6 +117,10 @@ def render_summary(report: E2EReport) -> str:
             f"{name:<{width}}  {len(r.passed):>3}/{len(r.checks):<3}  {r.duration_s:>6.1f}s  "
             f"{verdict:<6}  {','.join(r.dc_ids)}"
         )
+    lines += ["", "DIRAC code each scenario ran:"]
+    for r in report.results:
+        if r.code_paths:
+            lines.append(f"  {r.name}: {', '.join(p.removeprefix('DIRAC.') for p in r.code_paths)}")
     for r in report.results:
         if r.error is not None:
             lines.append(f"  {r.name}: error: {r.error}")
@@ -223,6 +227,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=300.0, help="bound on each wait for jobs (seconds)"
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the report here")
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        default=None,
+        help="where the report, the summary and DIRAC's transcripts go "
+        "(default: reports/e2e-<variant>-<UTC time>)",
+    )
 
 
 def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -234,8 +245,25 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
         timeout_s=args.timeout,
         image=args.image,
     )
-    (out or sys.stdout).write(render_summary(report))
+    summary = render_summary(report)
+    (out or sys.stdout).write(summary)
+    folder = args.report_dir or REPO_ROOT / "reports" / (
+        f"e2e-{args.variant}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    )
+    written = write_report(report, summary, folder)
+    (out or sys.stdout).write(f"report: {written}\n")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     return 0 if report.ok else 1
+
+
+def write_report(report: E2EReport, summary: str, folder: Path) -> Path:
+    """``report.json``, ``summary.txt`` and each DIRAC command's transcript (``<name>.txt``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    (folder / "summary.txt").write_text(summary)
+    for result in report.results:
+        if result.transcript:
+            (folder / f"{result.name}.txt").write_text(result.transcript)
+    return folder

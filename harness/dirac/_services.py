@@ -88,6 +88,17 @@ class PilotAgentsDBRecorder:
         refs = [pilotReference] if isinstance(pilotReference, str) else list(pilotReference)
         return _ok({ref: dict(self.pilots[ref]) for ref in refs if ref in self.pilots})
 
+    def getPilotOutput(self, pilotRef: str) -> dict[str, Any]:
+        stored = self.pilots.get(pilotRef, {}).get("Output")
+        return _ok(
+            {"StdOut": stored[0], "StdErr": stored[1]} if stored else {"StdOut": "", "StdErr": ""}
+        )
+
+    def storePilotOutput(self, pilotRef: str, output: str, error: str) -> dict[str, Any]:
+        if pilotRef in self.pilots:
+            self.pilots[pilotRef]["Output"] = (output, error)
+        return _ok()
+
     def setAccountingFlag(self, pilotRef: str, mark: str = "True") -> dict[str, Any]:
         if pilotRef in self.pilots:
             self.pilots[pilotRef]["AccountingSent"] = mark

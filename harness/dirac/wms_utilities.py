@@ -1,7 +1,7 @@
 """DIRAC's real ``WMSUtilities.killPilotsInQueues``: one bulk kill across two queues.
 
 Pilots (``sleep``) go to both partitions through InterCEde CEs built by DIRAC's factory, so
-that some run and some wait (the cluster has four CPUs). Then ``killPilotsInQueues`` gets one
+that some run and some wait (the cluster has four CPUs for ten pilots). Then ``killPilotsInQueues`` gets one
 ``pilotRefDict`` naming, per queue, running pilots and pending ones, among them pending copies
 of one ``submitJob`` whose siblings are left alone (Slurm array tasks cancelled from inside the
 pending array record). DIRAC builds its own CE per queue from the CS (``getQueue`` +
@@ -83,7 +83,7 @@ def run(cs: Path, report: Report) -> None:
         statuses = _wait(
             main_ce,
             everything,
-            lambda s: sum(v == "Running" for v in s.values()) >= 4,
+            lambda s: any(s[r] == "Running" for r in submitted["main"]),
             timeout,
         )
         running = [r for r in submitted["main"] if statuses[r] == "Running"]
@@ -92,7 +92,7 @@ def run(cs: Path, report: Report) -> None:
         }
         report.check(
             "pilots running and pending on both queues",
-            len(running) >= 2 and len(waiting["main"]) >= 2 and len(waiting["second"]) >= 3,
+            len(running) >= 1 and len(waiting["main"]) >= 2 and len(waiting["second"]) >= 3,
             f"running {len(running)}, pending main {len(waiting['main'])}, "
             f"second {len(waiting['second'])}",
         )

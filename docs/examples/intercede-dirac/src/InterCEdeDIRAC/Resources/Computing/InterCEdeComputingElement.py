@@ -92,6 +92,7 @@ RESOURCE_OPTIONS = {
     "nodes": ("NumberOfNodes", str),
     "whole_node": ("WholeNode", bool),
 }
+KIND_NAMES = {int: "an integer", float: "a number", bool: "a boolean (True/False)", str: "text"}
 # Options DIRAC's SSH CE understands that would change where or how pilots run if ignored.
 REFUSED_OPTIONS = {
     "SSHTunnel": "a tunnel command is not supported; give the bastion as SSHJumpHost = user@host:port",
@@ -386,7 +387,7 @@ def _typed(option, value, kind):
             return kind(value)
         except (TypeError, ValueError):
             pass
-    raise ConfigurationError(f"{option}: {value!r} is not a {kind.__name__}")
+    raise ConfigurationError(f"{option}: {value!r} is not {KIND_NAMES[kind]}")
 
 
 def _existingFile(parameters, option):
