@@ -7,12 +7,13 @@ Used to count the submit user's SSH sessions (a CE's connection must be gone aft
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["count_sessions", "login_run"]
 
 
-def login_run(ce_parameters: dict[str, Any], command: str, timeout: float = 60.0) -> str:
+def login_run(ce_parameters: Mapping[str, Any], command: str, timeout: float = 60.0) -> str:
     """Run ``command`` on the CE's host with OpenSSH and the CE's own key and known_hosts."""
     argv = [
         "ssh",
@@ -31,7 +32,7 @@ def login_run(ce_parameters: dict[str, Any], command: str, timeout: float = 60.0
     return done.stdout
 
 
-def count_sessions(ce_parameters: dict[str, Any]) -> int:
+def count_sessions(ce_parameters: Mapping[str, Any]) -> int:
     """The submit user's SSH sessions on the login node, this counting session excluded."""
     user = ce_parameters["SSHUser"]
     out = login_run(ce_parameters, f"pgrep -c -u {user} -f '^sshd(-session)?: {user}' || true")

@@ -1,13 +1,14 @@
 """DIRAC's real ``WMSUtilities.killPilotsInQueues``: one bulk kill across two queues.
 
 Pilots (``sleep``) go to both partitions through InterCEde CEs built by DIRAC's factory, so
-that some run and some wait (the cluster has four CPUs for ten pilots). Then ``killPilotsInQueues`` gets one
-``pilotRefDict`` naming, per queue, running pilots and pending ones, among them pending copies
-of one ``submitJob`` whose siblings are left alone (Slurm array tasks cancelled from inside the
-pending array record). DIRAC builds its own CE per queue from the CS (``getQueue`` +
-``QueueCECache``) and sets the pilot proxy (``setPilotCredentials``, ProxyManager replaced),
-as PilotStatusAgent or DiracAdmin would in another process. Statuses are then read again
-through another CE: the killed pilots Aborted, the others as they were.
+that some run and some wait (the cluster has four CPUs for ten pilots). Then
+``killPilotsInQueues`` gets one ``pilotRefDict`` naming, per queue, running pilots and
+pending ones, among them pending copies of one ``submitJob`` whose siblings are left alone
+(Slurm array tasks cancelled from inside the pending array record). DIRAC builds its own CE
+per queue from the CS (``getQueue`` + ``QueueCECache``) and sets the pilot proxy
+(``setPilotCredentials``, ProxyManager replaced), as PilotStatusAgent or DiracAdmin would in
+another process. Statuses are then read again through another CE: the killed pilots
+Aborted, the others still live.
 """
 
 from __future__ import annotations
