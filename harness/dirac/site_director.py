@@ -136,8 +136,53 @@ def run(cs: Path, report: Report) -> None:
         result["OK"] and rebuilt is not ce and ce.backend is None and after == before - 1,
         f"sessions on the login node {before} -> {after}; new CE built: {rebuilt is not ce}",
     )
+    unreachable_queue_fails_alone(agent, report)
     for queue in agent.queueDict.values():
         queue["CE"].shutdown()
+
+
+def unreachable_queue_fails_alone(agent: Any, report: Report) -> None:
+    """A second CE whose login node does not answer: one ``submitPilots`` cycle skips it with
+    DIRAC's failed-queue pause, and the reachable queues still get their pilots."""
+    from DIRAC import gConfig
+
+    first = agent.queueDict[sorted(agent.queueDict)[0]]
+    site, ce_name = first["Site"], first["CEName"]
+    source = f"/Resources/Sites/DIRAC/{site}/CEs/{ce_name}"
+    target = f"/Resources/Sites/DIRAC/{site}/CEs/unreachable.harness"
+    for option, value in gConfig.getOptionsDict(source)["Value"].items():
+        gConfig.setOptionValue(f"{target}/{option}", value)
+    gConfig.setOptionValue(f"{target}/SSHPort", "1")  # nothing listens there
+    gConfig.setOptionValue(f"{target}/SSHConnectTimeout", "5")
+    for option, value in gConfig.getOptionsDict(f"{source}/Queues/main")["Value"].items():
+        gConfig.setOptionValue(f"{target}/Queues/main/{option}", value)
+    ces = gConfig.getValue(f"/Resources/Sites/DIRAC/{site}/CE", [])
+    gConfig.setOptionValue(
+        f"/Resources/Sites/DIRAC/{site}/CE", ",".join([*ces, "unreachable.harness"])
+    )
+    result = agent._buildQueueDict()
+    bad = [q for q, info in agent.queueDict.items() if info["CEName"] == "unreachable.harness"]
+    if not report.check(
+        "queue of an unreachable CE is built", result["OK"] and len(bad) == 1, str(bad)
+    ):
+        return
+    before = len(agent.pilotAgentsDB.pilots)
+    report.ran("DIRAC.WorkloadManagementSystem.Agent.SiteDirector.SiteDirector.submitPilots")
+    agent.submitPilots()
+    submitted = {
+        info["QueueName"]: sum(
+            1
+            for p in agent.pilotAgentsDB.pilots.values()
+            if p.get("DestinationSite") == info["CEName"] and p.get("Queue") == info["QueueName"]
+        )
+        for q, info in agent.queueDict.items()
+        if q not in bad
+    }
+    report.check(
+        "an unreachable queue fails alone",
+        agent.failedQueues[bad[0]] > 0 and len(agent.pilotAgentsDB.pilots) > before,
+        f"failed-queue count {agent.failedQueues[bad[0]]}; pilots per reachable queue {submitted}",
+    )
 
 
 if __name__ == "__main__":
