@@ -10,6 +10,7 @@ over an in-memory async backend that records what it was asked.
 from __future__ import annotations
 
 import itertools
+import re
 import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -498,3 +499,34 @@ def test_ssh_queue_translates_every_cs_option(seam: Seam, tmp_path: Path) -> Non
     assert (config.job_name, config.max_array_size) == ("dirac-pilot", 500)
     assert config.auth == "key"
     assert not seam.built
+
+
+def slot_examples() -> list[tuple[int, ...]]:
+    """The rows of the mapping doc's slot-example table."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "migration" / "dirac.md").read_text()
+    match = re.search(
+        r"<!-- slot-examples:begin -->\n(.*?)<!-- slot-examples:end -->", doc, re.DOTALL
+    )
+    assert match, "docs/migration/dirac.md has no slot-examples table"
+    lines = [line for line in match.group(1).splitlines() if line.startswith("|")][2:]
+    return [tuple(int(cell) for cell in line.strip().strip("|").split("|")) for line in lines]
+
+
+def test_the_doc_s_slot_examples_are_what_dirac_s_available_computes(seam: Seam) -> None:
+    examples = slot_examples()
+    assert (10, 5, 3, 2, 3) in examples  # DIRAC's own worked examples (DC-23)
+    assert (10, 5, 7, 1, 2) in examples
+    for max_total, max_waiting, running, waiting, slots in examples:
+        options = {
+            **QUEUE_OPTIONS,
+            "MaxTotalJobs": str(max_total),
+            "MaxWaitingJobs": str(max_waiting),
+        }
+        ce = build(options, ce=f"ce.slots-{max_total}-{max_waiting}.test")["Value"]
+        assert ce.getCEStatus()["OK"]
+        seam.last.load = LoadCounts(running=running, waiting=waiting)
+        got = ce.available()
+        assert got["OK"], got
+        assert got["Value"] == slots, (
+            f"MaxTotal={max_total} MaxWaiting={max_waiting} R={running} W={waiting}"
+        )
