@@ -33,9 +33,8 @@ the agent's ``JobWrapper`` prepared (``JOBID``, ``DIRAC*``), writes ``payloadRes
 the template's format and ``checksums.json`` (sha256 of every file in the job directory). So the
 job sees the preamble the agent set, and everything the agent does with the result is DIRAC's.
 
-One workaround: interCEde's Slurm batch script runs under ``/bin/sh`` (dash on the workers),
-where the agent's ``source <file>`` fails; after checking the text the agent set, the scenario
-writes it as ``. <file>``. Remove it once the batch script runs the preamble under bash.
+The preamble runs as the agent wrote it (``source <file>``): interCEde's batch script is bash,
+as DIRAC's own SLURM.py batch scripts are.
 """
 
 from __future__ import annotations
@@ -373,11 +372,6 @@ def _cycles(
         all(ce.preamble == expected for ce in ces),
         f"{ces[0].preamble!r}",
     )
-    # WORKAROUND: interCEde's Slurm batch script is /bin/sh (dash on the workers) and runs the
-    # preamble verbatim, where PushJobAgent's "source <file>" is "source: not found". The POSIX
-    # spelling of the same command keeps the test of everything after it.
-    for ce in ces:
-        ce.preamble = ce.preamble.replace("source ", ". ", 1)
     report.ran("DIRAC.WorkloadManagementSystem.Agent.JobAgent.JobAgent._getCEDict")
     result = agent._getCEDict(ces[0])
     ce_dict = result["Value"][0] if result["OK"] else {}

@@ -254,7 +254,9 @@ def batch_script(
         f'cp -R {b}/inputs/. . || {{ echo "intercede: staging inputs failed"; exit 96; }}\n'
     )
     return (
-        "#!/bin/sh\n"
+        # bash, as DIRAC's own SLURM.py batch scripts: site preambles are written for it
+        # (PushJobAgent's is "source <cvmfs>/diracosrc", which dash refuses).
+        "#!/bin/bash\n"
         "# interCEde batch script: array task + offset ($1) = copy index.\n"
         "i=$((SLURM_ARRAY_TASK_ID + ${1:-0}))\n"
         f'd={b}/"$i"\n'
