@@ -39,8 +39,8 @@ fmt:
 generate:
     python -m tools.gen_sync
 
-# Fast tests, no cluster.
-unit *ARGS:
+# Fast tests, no cluster (the DIRAC drift test reads the pinned DIRAC in .venv-dirac).
+unit *ARGS: dirac-env
     pytest tests/unit -q {{ARGS}}
 
 # The README's test command: unit tests, then every e2e test against a live cluster.
