@@ -53,8 +53,13 @@ test *ARGS: engine dirac-env
     up=$(python -m harness up --variant {{variant}})
     echo "$up"
     if [[ "$up" != *reused* && "{{keep}}" != 1 ]]; then trap 'python -m harness down' EXIT; fi
-    pytest tests -q -n 2 --dist loadgroup -m "not faults" {{ARGS}}
+    pytest tests/unit tests/e2e -q -n 2 --dist loadgroup -m "not faults" {{ARGS}}
     pytest tests/e2e -q -m faults {{ARGS}}
+    just dirac-tests
+
+# The InterCEde CE's tests inside the real DIRAC (.venv-dirac; no cluster).
+dirac-tests *ARGS: dirac-env
+    .venv-dirac/bin/python -m pytest -p no:harness.pytest_plugin tests/dirac -q {{ARGS}}
 
 # The main job: cluster up (or reuse), debug-CE spike on every partition, every DIRAC scenario.
 e2e *ARGS: engine dirac-env

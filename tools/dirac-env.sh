@@ -39,9 +39,10 @@ for req in m.requires("dirac"):
         print(req)
 PY
 )
-  "$venv/bin/pip" install -q "dirac==$DIRAC_VERSION" "${declared[@]}" mysqlclient opensearch-py -e .
+  "$venv/bin/pip" install -q "dirac==$DIRAC_VERSION" "${declared[@]}" mysqlclient opensearch-py \
+    pytest pytest-timeout -e .
   {
-    sed -n '1,4p' "$requirements"
+    sed -n '1,5p' "$requirements"
     "$venv/bin/pip" freeze | grep -v -i -E '^-e|^intercede'
   } > "$requirements.new"
   mv "$requirements.new" "$requirements"

@@ -98,7 +98,7 @@ def run(cs: Path, report: Report) -> None:
     proxies, tokens = ProxyManagerStandIn(), TokenManagerStandIn()
     gProxyManager.getPilotProxyFromDIRACGroup = proxies.getPilotProxyFromDIRACGroup
     gTokenManager.getToken = tokens.getToken
-    timeout = os.environ.get("HARNESS_TIMEOUT", "240")
+    timeout = str(int(float(os.environ.get("HARNESS_TIMEOUT", "240"))))  # DIRAC: int(val)
     with tempfile.TemporaryDirectory(prefix="harness-debug-ce-") as tmp:
         os.environ["X509_USER_PROXY"] = str(_admin_proxy(Path(tmp)))
         argv = ["dirac-admin-debug-ce", "harness", "--cfg", str(cs), "--timeout", timeout]
