@@ -19,6 +19,11 @@ deps *ARGS:
 engine: deps
     python -m harness engine
 
+# The real DIRAC (9.1.22, pinned in tools/dirac/requirements.txt) in .venv-dirac, with this
+# checkout's interCEde and the InterCEdeDIRAC extension: the DIRAC scenarios run in it.
+dirac-env:
+    tools/dirac-env.sh
+
 # Lint and type check: ruff + mypy --strict on src/, harness/, tools/ and the DIRAC adapter example, plus the generator check.
 lint:
     ruff check src harness tests benchmarks tools docs/examples
@@ -35,8 +40,8 @@ fmt:
 generate:
     python -m tools.gen_sync
 
-# Fast tests, no cluster.
-unit *ARGS:
+# Fast tests, no cluster (the DIRAC drift test reads the pinned DIRAC in .venv-dirac).
+unit *ARGS: dirac-env
     pytest tests/unit -q {{ARGS}}
 
 # The README's test command: unit tests, then every e2e test against a live cluster.
@@ -44,7 +49,7 @@ unit *ARGS:
 # share it; tests marked `faults` disturb the shared cluster, so they run alone, after the rest.
 # The stack is torn down at the end unless it was already running or KEEP=1; when anything
 # failed, every container's log is saved to reports/logs/<stack>/ first.
-test *ARGS: engine
+test *ARGS: engine dirac-env
     #!/usr/bin/env bash
     set -euo pipefail
     up=$(python -m harness up --variant {{variant}})
@@ -58,11 +63,16 @@ test *ARGS: engine
       return "$status"
     }
     trap finish EXIT
-    pytest tests -q -n 2 --dist loadgroup -m "not faults" {{ARGS}}
+    pytest tests/unit tests/e2e -q -n 2 --dist loadgroup -m "not faults" {{ARGS}}
     pytest tests/e2e -q -m faults {{ARGS}}
+    just dirac-tests
+
+# The InterCEde CE's tests inside the real DIRAC (.venv-dirac; no cluster).
+dirac-tests *ARGS: dirac-env
+    .venv-dirac/bin/python -m pytest -p no:harness.pytest_plugin tests/dirac -q {{ARGS}}
 
 # The main job: cluster up (or reuse), debug-CE spike on every partition, every DIRAC scenario.
-e2e *ARGS: engine
+e2e *ARGS: engine dirac-env
     python -m harness e2e --variant {{variant}} {{ if keep == "1" { "--keep" } else { "" } }} {{ARGS}}
 
 # Cluster lifecycle.
@@ -99,7 +109,7 @@ bench-facade:
     python benchmarks/facade_overhead.py
 
 # Every scenario and the spike against both Slurm variants; report under reports/.
-regress: engine
+regress: engine dirac-env
     python -m harness regress --variants bookworm,trixie
 
 # Build the docs site strictly.

@@ -5,8 +5,8 @@ partition and every DIRAC consumer scenario through the sync facade, prints a on
 summary and tears the cluster down again, unless ``--keep``/``KEEP=1`` or the cluster was
 already running before (someone else's stack is never taken down). Start and teardown hold the
 stack's lock, and a start that fails partway is torn down as well. A run that fails saves every
-container's log to the report folder (``reports/logs/<stack>/``) before any teardown. Exit
-status: 0 when every check passed, 1 otherwise.
+container's log to its report folder (``reports/e2e-<variant>-<time>/logs/``) before any
+teardown. Exit status: 0 when every check passed, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from harness._lock import stack_lock, stack_owner_path
-from harness.scenarios import SCENARIOS, ScenarioContext, ScenarioResult
-from harness.scenarios._context import ClusterLike
-from harness.scenarios._result import Check
+from harness.config import REPO_ROOT
+from harness.scenarios import SCENARIOS, Check, ClusterLike, ScenarioContext, ScenarioResult
 from intercede._cli._queue_check import Options
 from intercede._cli._report import CheckState, RunReport
 from intercede._cli.debug_ce import run as run_debug_ce
@@ -42,6 +41,7 @@ __all__ = [
     "main",
     "render_summary",
     "run_e2e",
+    "write_report",
 ]
 
 SPIKE = "debug-ce"
@@ -121,6 +121,10 @@ def render_summary(report: E2EReport) -> str:
             f"{name:<{width}}  {len(r.passed):>3}/{len(r.checks):<3}  {r.duration_s:>6.1f}s  "
             f"{verdict:<6}  {','.join(r.dc_ids)}"
         )
+    lines += ["", "DIRAC code each scenario ran:"]
+    for r in report.results:
+        if r.code_paths:
+            lines.append(f"  {r.name}: {', '.join(p.removeprefix('DIRAC.') for p in r.code_paths)}")
     for r in report.results:
         if r.error is not None:
             lines.append(f"  {r.name}: error: {r.error}")
@@ -134,15 +138,17 @@ def render_summary(report: E2EReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _save_logs_if_failed(cluster: Cluster, failed: bool, say: Callable[[str], None]) -> None:
-    """A failed run's container logs go to the report folder (``reports/logs/<stack>/``),
-    which the workflows upload, while the containers still exist."""
+def _save_logs_if_failed(
+    cluster: Cluster, failed: bool, say: Callable[[str], None], directory: Path | None = None
+) -> None:
+    """A failed run's container logs go to the report folder (``directory``, by default
+    ``reports/logs/<stack>/``), which the workflows upload, while the containers still exist."""
     if not failed:
         return
     try:
         if all(row.state == "missing" for row in cluster.status()):
             return  # a start that failed saved them itself, then removed the containers
-        say(f"e2e: run failed; container logs saved to {cluster.dump_logs()}")
+        say(f"e2e: run failed; container logs saved to {cluster.dump_logs(directory)}")
     except Exception as exc:  # noqa: BLE001 - the run's own failure is the one to report
         say(f"e2e: could not save the container logs: {type(exc).__name__}: {exc}")
 
@@ -163,12 +169,15 @@ def run_e2e(
     timeout_s: float = 300.0,
     log: Callable[[str], None] | None = None,
     image: str | None = None,
+    logs_dir: Path | None = None,
 ) -> E2EReport:
     """Cluster up (or reuse), spike on every partition, every scenario, teardown if ours.
 
     "Ours" means this run found no running stack, claimed it (the owner file, under the stack
     lock, before ``up()``) and still holds the claim at the end: a start that failed partway
     is removed too, and a stack someone else started or took over in the meantime never is.
+    A failed run first saves every container's log to ``logs_dir`` (default: the stack's
+    ``Cluster.logs_dir``, ``reports/logs/<stack>/``).
     """
     from harness.cluster import Cluster, default_stack_name
 
@@ -202,7 +211,7 @@ def run_e2e(
         raised = True
         raise
     finally:
-        _save_logs_if_failed(cluster, raised or not report.ok, say)  # before any teardown
+        _save_logs_if_failed(cluster, raised or not report.ok, say, logs_dir)  # before teardown
         with stack_lock(cluster.name):
             if _owns(owner, session):
                 try:
@@ -245,9 +254,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=300.0, help="bound on each wait for jobs (seconds)"
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the report here")
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        default=None,
+        help="where the report, the summary and DIRAC's transcripts go "
+        "(default: reports/e2e-<variant>-<UTC time>)",
+    )
 
 
 def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    folder = args.report_dir or REPO_ROOT / "reports" / (
+        f"e2e-{args.variant}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    )
     report = run_e2e(
         variant=args.variant,
         keep=args.keep,
@@ -255,9 +274,24 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
         scenarios=args.scenario,
         timeout_s=args.timeout,
         image=args.image,
+        logs_dir=folder / "logs",  # a failed run's container logs, beside its report
     )
-    (out or sys.stdout).write(render_summary(report))
+    summary = render_summary(report)
+    (out or sys.stdout).write(summary)
+    written = write_report(report, summary, folder)
+    (out or sys.stdout).write(f"report: {written}\n")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     return 0 if report.ok else 1
+
+
+def write_report(report: E2EReport, summary: str, folder: Path) -> Path:
+    """``report.json``, ``summary.txt`` and each DIRAC command's transcript (``<name>.txt``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    (folder / "summary.txt").write_text(summary)
+    for result in report.results:
+        if result.transcript:
+            (folder / f"{result.name}.txt").write_text(result.transcript)
+    return folder

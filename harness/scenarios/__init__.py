@@ -1,35 +1,43 @@
-"""DIRAC consumer scenarios: each replays one DIRAC agent's real sequence of CE calls
-(DC-21 and DC-33..DC-37 in the consumer analysis) through interCEde's sync facade against the
-live Slurm cluster, and returns a :class:`ScenarioResult` (checks, messages, duration).
+"""DIRAC consumer scenarios: DIRAC's own agents, utilities and scripts against the cluster.
 
-Run them all with :func:`run_all`, one with ``SCENARIOS[name](ctx)``.
+Each scenario is a module of :mod:`harness.dirac`, run in the DIRAC environment (the pinned
+``dirac`` release from ``just dirac-env``) as its own process, against a CS file rendered for
+the stack by :mod:`harness.dirac_cs`; the queues are ``CEType = InterCEde`` and DIRAC's
+``ComputingElementFactory`` builds the CE. Only DIRAC's services are replaced (see
+:mod:`harness.dirac._services`). Run one with ``SCENARIOS[name](ctx)``, all with
+:func:`run_all`; each returns a :class:`ScenarioResult` naming the DIRAC code paths it ran.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
-from . import pilot_manager, push_job_agent, remote_runner, site_director, wms_utilities
-from ._context import ClusterLike, MissingCapabilityError, ScenarioContext
+from ._context import ClusterLike, ScenarioContext
+from ._dirac import DiracScenario, dirac_python
 from ._result import Check, ScenarioFailed, ScenarioResult
 
 __all__ = [
     "SCENARIOS",
     "Check",
     "ClusterLike",
-    "MissingCapabilityError",
+    "DiracScenario",
     "ScenarioContext",
     "ScenarioFailed",
     "ScenarioResult",
+    "dirac_python",
     "run_all",
 ]
 
-SCENARIOS: Mapping[str, Callable[[ScenarioContext], ScenarioResult]] = {
-    "site_director": site_director.run,
-    "push_job_agent": push_job_agent.run,
-    "remote_runner": remote_runner.run,
-    "wms_utilities": wms_utilities.run,
-    "pilot_manager": pilot_manager.run,
+SCENARIOS: Mapping[str, DiracScenario] = {
+    scenario.name: scenario
+    for scenario in (
+        DiracScenario("site_director", "harness.dirac.site_director"),
+        DiracScenario("push_job_agent", "harness.dirac.push_job_agent"),
+        DiracScenario("remote_runner", "harness.dirac.remote_runner"),
+        DiracScenario("wms_utilities", "harness.dirac.wms_utilities"),
+        DiracScenario("pilot_output", "harness.dirac.pilot_output"),
+        DiracScenario("dirac_admin_debug_ce", "harness.dirac.debug_ce"),
+    )
 }
 
 

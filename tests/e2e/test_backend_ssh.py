@@ -322,11 +322,31 @@ async def test_kill_running_and_pending_jobs(
 
     status = await _wait(backend, [running, pending], _all_final)
     assert status == {running.id: JobStatus.ABORTED, pending.id: JobStatus.ABORTED}
-    again = await backend.kill([running])
-    assert not again[running.id].ok
-    assert "already finished (Aborted)" in (again[running.id].reason or "")
+    again = await backend.kill([running])  # idempotent: what this backend cancelled stays ok
+    assert again[running.id] == OpOutcome(ok=True)
     counts = await backend.counts()
     assert (counts.running, counts.waiting) == (0, 0)
+
+
+async def test_kill_some_pending_tasks_of_one_array(backend: BatchBackend, tmp_path: Path) -> None:
+    """Slurm drops a task cancelled inside its pending array record from squeue and gives it
+    no sacct row, while sacct keeps the array's range: those tasks must still read Aborted,
+    now and once their siblings have finished, and the siblings must be untouched."""
+    spec = SubmissionSpec(executable=_script(tmp_path, "sleep 8\n"))
+    handles = [h for _, h in sorted((await backend.submit(spec, 20)).handles.items())]
+    await anyio.sleep(3)
+    status = await backend.get_status(handles)
+    doomed = [h for h in handles[10:] if status[h.id] is JobStatus.WAITING][:5]
+    assert len(doomed) == 5, status  # four CPUs: tasks 10.. are still pending
+    outcomes = await backend.kill(doomed)
+    assert outcomes == {h.id: OpOutcome(ok=True) for h in doomed}
+    spared = [h for h in handles if h not in doomed]
+    now = await backend.get_status(handles)
+    assert {now[h.id] for h in doomed} == {JobStatus.ABORTED}
+    assert all(now[h.id] is not JobStatus.ABORTED for h in spared), now
+    final = await _wait(backend, handles, _all_final, timeout=240)
+    assert {final[h.id] for h in doomed} == {JobStatus.ABORTED}
+    assert {final[h.id] for h in spared} == {JobStatus.DONE}
 
 
 # --- output ------------------------------------------------------------------------------

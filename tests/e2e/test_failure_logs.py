@@ -1,8 +1,8 @@
 """A failed run leaves every container's log in the run's report folder, saved before teardown.
 
 The workflows upload the report folder when a job fails, so this is what a CI post-mortem sees.
-One test runs `harness.e2e.run_e2e` (the code behind `just e2e` and `just regress`) on a
-throwaway stack with a scenario that fails on purpose; the other runs
+One test runs `python -m harness e2e` (`just e2e`; `just regress` runs the same code per
+variant) on a throwaway stack with a scenario that fails on purpose; the other runs
 `python -m harness logs --save`, which `just test` calls when anything failed.
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import harness.e2e
+from harness.__main__ import main as harness_main
 from harness.cluster import Cluster
 from harness.config import REPO_ROOT
 from harness.scenarios import ScenarioContext, ScenarioResult
@@ -35,22 +36,21 @@ def _fails_on_purpose(ctx: ScenarioContext) -> ScenarioResult:
 
 @pytest.mark.xdist_group("throwaway-stack")
 def test_failed_e2e_run_saves_every_container_log_before_teardown(
-    slurm_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    slurm_cluster: Cluster,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """`python -m harness e2e` (what `just e2e` runs), in process so one scenario can be
+    swapped for one that fails; everything else, the stack included, is real."""
     name = f"{slurm_cluster.name}-fail{uuid.uuid4().hex[:6]}"
-    monkeypatch.setenv("INTERCEDE_REPORT_DIR", str(tmp_path))
+    folder = tmp_path / "run"
     monkeypatch.setitem(harness.e2e.SCENARIOS, "fails-on-purpose", _fails_on_purpose)
-    said: list[str] = []
-    report = harness.e2e.run_e2e(
-        variant=slurm_cluster.variant_name,
-        stack=name,
-        scenarios=["fails-on-purpose"],
-        timeout_s=120,
-        log=said.append,
-    )
-    assert not report.ok
-    assert report.torn_down
-    logs = tmp_path / "logs" / name
+    argv = ["e2e", "--name", name, "--variant", slurm_cluster.variant_name]
+    argv += ["--scenario", "fails-on-purpose", "--timeout", "120", "--report-dir", str(folder)]
+    assert harness_main(argv) == 1
+    err = capsys.readouterr().err
+    logs = folder / "logs"
     stack = Cluster(name, variant=slurm_cluster.variant_name)
     assert sorted(p.name for p in logs.iterdir()) == sorted(f"{n}.log" for n in stack.nodes)
     # Real container output, captured while the containers still ran.
@@ -61,8 +61,9 @@ def test_failed_e2e_run_saves_every_container_log_before_teardown(
     assert "ready for connections" in (logs / "database.log").read_text()
     assert "slurmctld version" in (logs / "controller.log").read_text()
     assert "[entrypoint:login] started" in (logs / "login.log").read_text()
-    saved = said.index(f"e2e: run failed; container logs saved to {logs}")
-    assert saved < said.index(f"e2e: tearing down stack {name}")
+    # Saved before the teardown, in the same folder as the run's report.
+    assert err.index(f"container logs saved to {logs}") < err.index(f"tearing down stack {name}")
+    assert (folder / "report.json").is_file()
     assert stack.leftovers() == {"containers": [], "networks": [], "volumes": []}
 
 

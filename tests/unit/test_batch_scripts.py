@@ -293,6 +293,67 @@ async def test_kill_cancels_only_arrays_with_our_user_and_job_name(
     assert backend.transport.round_trips == 1
 
 
+# --- a pending array task cancelled from inside its array record --------------------------
+
+
+async def test_kill_of_pending_tasks_inside_the_array_record_reads_aborted(
+    backend: BatchBackend, slurm_cli: Slurm, root: Path
+) -> None:
+    """Slurm 22.05/24.11: the cancelled pending tasks vanish from squeue and get no sacct row,
+    while sacct keeps listing the array's old range as PENDING."""
+    _chunks(root, "@@chunk 0 6 7")
+    slurm_cli.answer(
+        "squeue",
+        "".join(f"7_{i}|{'RUNNING' if i < 2 else 'PENDING'}|{ME}|intercede\n" for i in range(6)),
+    )
+    slurm_cli.answer("sacct", "7_0|RUNNING\n7_1|RUNNING\n7_[2-5]|PENDING\n")
+    slurm_cli.after_cancel(
+        f"7_0|RUNNING|{ME}|intercede\n7_1|RUNNING|{ME}|intercede\n7_5|PENDING|{ME}|intercede\n"
+    )
+    doomed = [_handle(f"7_{i}", i) for i in (2, 3, 4)]
+    outcomes = await backend.kill(doomed)
+    assert outcomes == {f"7_{i}": OpOutcome(ok=True) for i in (2, 3, 4)}
+    assert (root / BATCH / "cancelled").read_text().split() == ["7_2", "7_3", "7_4"]
+    status = await backend.get_status([_handle(f"7_{i}", i) for i in range(6)])
+    assert status == {
+        "7_0": JobStatus.RUNNING,
+        "7_1": JobStatus.RUNNING,
+        "7_2": JobStatus.ABORTED,
+        "7_3": JobStatus.ABORTED,
+        "7_4": JobStatus.ABORTED,
+        "7_5": JobStatus.WAITING,  # still in sacct's range and in squeue: untouched
+    }
+
+
+async def test_a_kill_retried_after_its_cancel_landed_reports_ok(
+    backend: BatchBackend, slurm_cli: Slurm, root: Path
+) -> None:
+    """The first attempt cancelled and lost its reply; the retry finds them Aborted."""
+    _chunks(root, "@@chunk 0 2 8")
+    slurm_cli.answer("squeue", f"8_0|RUNNING|{ME}|intercede\n8_1|PENDING|{ME}|intercede\n")
+    slurm_cli.after_cancel(f"8_0|CANCELLED|{ME}|intercede\n")
+    handles = [_handle("8_0"), _handle("8_1", 1)]
+    assert all(o.ok for o in (await backend.kill(handles)).values())
+    again = await backend.kill(handles)  # squeue now answers what it answered after scancel
+    assert again == {"8_0": OpOutcome(ok=True), "8_1": OpOutcome(ok=True)}
+
+
+async def test_kill_records_only_tasks_that_were_live(
+    backend: BatchBackend, slurm_cli: Slurm, root: Path
+) -> None:
+    """A task that had finished is not turned into Aborted by the record."""
+    _chunks(root, "@@chunk 0 2 9")
+    slurm_cli.answer("squeue", f"9_0|COMPLETED|{ME}|intercede\n9_1|PENDING|{ME}|intercede\n")
+    slurm_cli.answer("sacct", "9_0|COMPLETED\n9_1|PENDING\n")
+    slurm_cli.after_cancel(f"9_0|COMPLETED|{ME}|intercede\n")
+    outcomes = await backend.kill([_handle("9_0"), _handle("9_1", 1)])
+    assert outcomes["9_0"] == OpOutcome(ok=False, reason="already finished (Done)")
+    assert outcomes["9_1"] == OpOutcome(ok=True)
+    assert (root / BATCH / "cancelled").read_text().split() == ["9_1"]
+    status = await backend.get_status([_handle("9_0"), _handle("9_1", 1)])
+    assert status == {"9_0": JobStatus.DONE, "9_1": JobStatus.ABORTED}
+
+
 # --- any N: the command line does not grow ------------------------------------------------
 
 

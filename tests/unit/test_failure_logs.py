@@ -24,14 +24,15 @@ class _Cluster:
     def status(self) -> list[NodeStatus]:
         return [NodeStatus(f"n{i}", f"c{i}", s, "-") for i, s in enumerate(self.states)]
 
-    def dump_logs(self) -> Path:
-        self.dumped.append(Path("/saved"))
-        return Path("/saved")
+    def dump_logs(self, directory: Path | None = None) -> Path:
+        target = directory or Path("/saved")
+        self.dumped.append(target)
+        return target
 
 
-def _save(cluster: _Cluster, failed: bool) -> list[str]:
+def _save(cluster: _Cluster, failed: bool, directory: Path | None = None) -> list[str]:
     said: list[str] = []
-    _save_logs_if_failed(cluster, failed, said.append)  # type: ignore[arg-type]
+    _save_logs_if_failed(cluster, failed, said.append, directory)  # type: ignore[arg-type]
     return said
 
 
@@ -39,6 +40,13 @@ def test_a_failed_run_saves_the_logs() -> None:
     cluster = _Cluster(["running", "exited"])
     assert _save(cluster, failed=True) == ["e2e: run failed; container logs saved to /saved"]
     assert cluster.dumped == [Path("/saved")]
+
+
+def test_the_run_can_name_its_own_report_folder(tmp_path: Path) -> None:
+    cluster = _Cluster(["running"])
+    said = _save(cluster, failed=True, directory=tmp_path / "logs")
+    assert said == [f"e2e: run failed; container logs saved to {tmp_path / 'logs'}"]
+    assert cluster.dumped == [tmp_path / "logs"]
 
 
 def test_a_passing_run_saves_nothing() -> None:

@@ -1,8 +1,9 @@
-"""Drift checks: docs/migration/dirac.md must keep matching the code and the consumer analysis.
+"""Drift checks: docs/migration/dirac.md must keep matching interCEde's code and the analysis.
 
 Each table the doc promises is "checked" is parsed here and compared with its source of truth:
-the DC ids in the consumer analysis, ``SLURM_STATES``, the adapter's slot function, the
-registry's config models and the adapter's key and ``Errno`` tables.
+the DC ids in the consumer analysis, ``SLURM_STATES`` and the registry's config models. What
+needs DIRAC itself (the members the doc cites, the CE's key and ``Errno`` tables) is checked by
+``test_dirac_drift.py`` in DIRAC's environment, and the slot examples by ``tests/dirac``.
 """
 
 from __future__ import annotations
@@ -12,20 +13,13 @@ from pathlib import Path
 
 import pytest
 
-import intercede
-from docs.examples.dirac_adapter import (
-    DIRAC_KEY_FOR_FIELD,
-    DIRAC_KEY_FOR_RESOURCE,
-    IGNORED_KEYS,
-    returns,
-)
-from docs.examples.dirac_adapter.slots import available_slots
-from intercede import JobStatus, LocalBatchConfig, Resources, SSHBatchConfig
+from intercede import JobStatus, LocalBatchConfig, SSHBatchConfig
 from intercede._batch.slurm import SLURM_STATES
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "migration" / "dirac.md"
 CONSUMERS = REPO / "docs" / "migration" / "dirac-consumers.md"
+EXTENSION = REPO / "docs" / "examples" / "intercede-dirac"
 SHARED_CONSUMERS = REPO.parent / "shared" / "reference" / "dirac-consumers.md"
 """Where the analysis was first written, beside the repository; only some checkouts have it."""
 DC_ID = re.compile(r"\bDC-\d{2}\b")
@@ -119,17 +113,6 @@ def test_dirac_column_of_the_state_table_is_dirac_s_plugin(doc: str) -> None:
         assert ticked(row[2])[0] == dirac.get(state, "Unknown"), state
 
 
-def test_slot_examples_are_what_the_adapter_computes(doc: str) -> None:
-    rows = table(doc, "slot-examples")
-    for max_total, max_waiting, running, waiting, slots in (map(int, row) for row in rows):
-        assert available_slots(running, waiting, max_total, max_waiting) == slots, (
-            f"MaxTotal={max_total} MaxWaiting={max_waiting} R={running} W={waiting}"
-        )
-    # DIRAC's own worked examples (DC-23) are among them
-    assert ["10", "5", "3", "2", "3"] in rows
-    assert ["10", "5", "7", "1", "2"] in rows
-
-
 def test_config_key_table_names_exactly_the_registry_fields(doc: str) -> None:
     fields = set(SSHBatchConfig.model_fields) | set(LocalBatchConfig.model_fields)
     listed: set[str] = set()
@@ -138,32 +121,9 @@ def test_config_key_table_names_exactly_the_registry_fields(doc: str) -> None:
         for field in ticked(row[1]):
             assert field in fields, f"the doc maps {row[0]} to {field!r}, not a config field"
             assert field not in listed, f"{field} is listed twice"
+            assert dirac_keys, f"{field}: the row names no DIRAC key"
             listed.add(field)
-            assert DIRAC_KEY_FOR_FIELD[field] in dirac_keys, (
-                f"{field}: the adapter reads {DIRAC_KEY_FOR_FIELD[field]}, the doc says {row[0]}"
-            )
     assert not fields - listed, f"config fields missing from the doc: {sorted(fields - listed)}"
-    assert set(DIRAC_KEY_FOR_FIELD) == fields, "the adapter's key table and the config differ"
-
-
-def test_config_key_table_covers_resources_and_ignored_keys(doc: str) -> None:
-    rows = table(doc, "config-keys")
-    instead = {key: row[2] for row in rows for key in ticked(row[0])}
-    for field, key in DIRAC_KEY_FOR_RESOURCE.items():
-        assert field in Resources.model_fields
-        assert f"Resources.{field}" in instead.get(key, ""), f"{key} → Resources.{field}"
-    missing = sorted(IGNORED_KEYS - instead.keys())
-    assert not missing, f"keys the adapter ignores but the doc does not explain: {missing}"
-
-
-def test_errno_table_matches_the_adapter(doc: str) -> None:
-    documented = {}
-    for row in table(doc, "errno-table"):
-        (exception,), (name,) = ticked(row[0]), ticked(row[1])
-        number = int(re.search(r"\((\d+)\)", row[1]).group(1))  # type: ignore[union-attr]
-        assert getattr(returns, name) == number, f"{name} is {getattr(returns, name)}"
-        documented[getattr(intercede, exception)] = number
-    assert documented == dict(returns.ERRNO_BY_EXCEPTION)
 
 
 def test_relative_links_resolve(doc: str) -> None:
@@ -179,15 +139,23 @@ def test_in_page_anchors_name_a_heading(doc: str) -> None:
     assert not missing, f"links to anchors no heading produces: {missing}"
 
 
-def test_site_director_scenario_applies_the_adapter_slot_formula() -> None:
-    """The SiteDirector scenario (caller policy in the harness) and the reference adapter carry
-    DIRAC's available() formula separately, so they must agree on every input."""
-    from harness.scenarios.site_director import available_slots as scenario_slots
+def test_doc_describes_the_extension_not_the_old_adapter(doc: str) -> None:
+    """The CE is the DIRAC extension; the stand-alone adapter package is gone."""
+    assert (EXTENSION / "pyproject.toml").is_file()
+    assert "pip install docs/examples/intercede-dirac" in doc
+    assert "CEType = InterCEde" in doc
+    for gone in ("dirac_adapter", "fromParameters", "ce.close()", "available_slots"):
+        assert gone not in doc, f"the doc still mentions the old adapter's {gone}"
 
-    for running in range(12):
-        for waiting in range(12):
-            for max_total in range(1, 12):
-                for max_waiting in range(1, 12):
-                    assert scenario_slots(running, waiting, max_total, max_waiting) == (
-                        available_slots(running, waiting, max_total, max_waiting)
-                    ), (running, waiting, max_total, max_waiting)
+
+def test_doc_names_what_dirac_calls_at_eviction_and_late_writes(doc: str) -> None:
+    # The calls DIRAC 9.1.22 makes that the first adapter missed (issue 10).
+    for needed in (
+        "shutdown()",
+        "ce.preamble",
+        "INTEGER_PARAMETERS",
+        '":stderr"',
+        '":log"',
+        "FailedCopies",
+    ):
+        assert needed in doc, f"the doc does not mention {needed}"

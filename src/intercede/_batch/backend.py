@@ -354,7 +354,9 @@ class BatchBackend:
                     )
                     continue
                 result[job.job_id] = _kill_outcome(
-                    before.states.get(job.job_id), after.states.get(job.job_id)
+                    before.states.get(job.job_id),
+                    after.states.get(job.job_id),
+                    cancelled_before=job.job_id in before.cancelled,
                 )
             return result
 
@@ -610,8 +612,15 @@ def _status_of(reply: slurm.StatusReply, job_id: str) -> JobStatus:
 
 
 def _kill_outcome(
-    before: slurm.SlurmJobState | None, after: slurm.SlurmJobState | None
+    before: slurm.SlurmJobState | None,
+    after: slurm.SlurmJobState | None,
+    *,
+    cancelled_before: bool = False,
 ) -> OpOutcome:
+    """A job is ok when it is cancelled now and was live before, or when an earlier attempt
+    (this call's, retried after a lost connection, or an earlier kill) had cancelled it."""
+    if cancelled_before and before is not None and before.status is JobStatus.ABORTED:
+        return OpOutcome(ok=True)
     if before is None:
         return OpOutcome(ok=False, reason="unknown to Slurm (never existed, or long gone)")
     if before.status.is_final:

@@ -93,6 +93,8 @@ SLURM_STATES: Mapping[str, JobStatus] = MappingProxyType(
 (``normalise_state``), and the states DIRAC left to ``Unknown`` (OUT_OF_MEMORY, BOOT_FAIL,
 DEADLINE, REQUEUED, ...) are mapped. A state missing here maps to ``Unknown``."""
 
+_FINAL_RAW = tuple(raw for raw, status in SLURM_STATES.items() if status.is_final)
+
 
 def normalise_state(raw: str) -> str:
     """``"CANCELLED by 2000"`` → ``"CANCELLED"``; ``"RUNNING+"`` → ``"RUNNING"``."""
@@ -252,7 +254,9 @@ def batch_script(
         f'cp -R {b}/inputs/. . || {{ echo "intercede: staging inputs failed"; exit 96; }}\n'
     )
     return (
-        "#!/bin/sh\n"
+        # bash, as DIRAC's own SLURM.py batch scripts: site preambles are written for it
+        # (PushJobAgent's is "source <cvmfs>/diracosrc", which dash refuses).
+        "#!/bin/bash\n"
         "# interCEde batch script: array task + offset ($1) = copy index.\n"
         "i=$((SLURM_ARRAY_TASK_ID + ${1:-0}))\n"
         f'd={b}/"$i"\n'
@@ -273,6 +277,10 @@ def batch_script(
         'exit "$rc"\n'
     )
 
+
+CANCELLED = "cancelled"
+"""``<batch>/cancelled``: the task ids ``kill`` cancelled while they were live, one a line: the
+only trace of a task cancelled inside its pending array record (see ``status_script``)."""
 
 CHUNKS = "chunks"
 """``<batch>/chunks``: the ``@@chunk`` lines of every chunk sbatch accepted, written as they
@@ -452,6 +460,15 @@ def _status_prelude(work_root: str) -> str:
         ' < "$t/arrays" > "$t/s"\n'
         '  s=$?; cat "$t/s"; echo "@@rc sacct $s"\n'
         "}\n"
+        # Tasks this backend cancelled (kill's record, one file per batch): Slurm 22.05 and
+        # 24.11 drop a task cancelled inside its pending array record from squeue and never
+        # give it an sacct row of its own, while sacct keeps listing the array's range.
+        "cancelled() {\n"
+        "  echo @@cancelled\n"
+        "  cut -d' ' -f2 \"$t/jobs\" | sort -u | while read -r b; do\n"
+        f'    cat "$r/$b/{CANCELLED}" 2>/dev/null\n'
+        "  done\n"
+        "}\n"
     )
 
 
@@ -487,6 +504,7 @@ def status_script(work_root: str, *, chunks: bool = False) -> str:
     return (
         _status_prelude(work_root)
         + "status\n"
+        + "cancelled\n"
         + _EXITS
         + (_CHUNKS if chunks else "")
         + "echo @@end\n"
@@ -503,6 +521,7 @@ def cancel_script(work_root: str, job_name: str) -> str:
     return (
         _status_prelude(work_root)
         + "status\n"
+        + "cancelled\n"
         + f"n={shlex.quote(job_name)}\n"
         + "m=$(id -un)\n"
         + 'n="$n" m="$m" awk -F\'|\' \'$3 == ENVIRON["m"] && $4 == ENVIRON["n"]'
@@ -511,8 +530,15 @@ def cancel_script(work_root: str, job_name: str) -> str:
         + "sed -n 's/^C //p' \"$t/in\" | awk -F_ 'NR == FNR { ok[$0] = 1; next } ($1 in ok)'"
         ' "$t/ours" - > "$t/cancel"\n'
         + f'xargs -r -n {_CHUNK_ARGS} scancel < "$t/cancel"; echo "@@rc scancel $?"\n'
+        # The record of what this call cancelled: the tasks of our arrays squeue listed live.
+        + 'awk \'FILENAME == ARGV[1] { split($0, f, "|"); if (f[2] !~ /^('
+        + "|".join(_FINAL_RAW)
+        + ')/) live[f[1]] = 1; next } ($1 in live) { print $1, $2 }\' "$t/q" "$t/jobs"'
+        " | awk -F_ 'NR == FNR { ok[$0] = 1; next } ($1 in ok)' \"$t/ours\" -"
+        f' | while read -r j b; do echo "$j" >> "$r/$b/{CANCELLED}"; done\n'
         + "echo @@after\n"
         + "status\n"
+        + "cancelled\n"
         + "echo @@end\n"
     )
 
@@ -544,6 +570,8 @@ class StatusReply:
     chunks: dict[str, tuple[tuple[int, int, str], ...]]
     ours: frozenset[str]
     complete: bool
+    cancelled: frozenset[str] = frozenset()
+    """Wanted ids this backend's kill recorded as cancelled."""
 
     def job_id_at(self, batch: str, index: int) -> str | None:
         """The Slurm id recorded for copy ``index`` of ``batch`` (``None``: no record)."""
@@ -570,13 +598,14 @@ def parse_status_reply(stdout: str, wanted: Iterable[str]) -> StatusReply:
     exits: dict[str, int] = {}
     chunks: dict[str, list[tuple[int, int, str]]] = {}
     ours: set[str] = set()
+    cancelled: set[str] = set()
     section = "squeue"
     batch = ""
     complete = False
     for line in stdout.splitlines():
         if line.startswith("@@"):
             word, _, rest = line[2:].partition(" ")
-            if word in ("squeue", "sacct", "exits"):
+            if word in ("squeue", "sacct", "exits", "cancelled"):
                 section = word
             elif word == "rc":
                 name, _, code = rest.partition(" ")
@@ -599,6 +628,10 @@ def parse_status_reply(stdout: str, wanted: Iterable[str]) -> StatusReply:
             code = text.split(" ", 1)[0]
             if sep and code.isdigit() and path.endswith(".log"):
                 exits[path.rsplit("/", 1)[-1].removesuffix(".log")] = int(code)
+            continue
+        if section == "cancelled":
+            if line.strip() in want:
+                cancelled.add(line.strip())
             continue
         if section not in ("squeue", "sacct"):
             continue
@@ -629,6 +662,8 @@ def parse_status_reply(stdout: str, wanted: Iterable[str]) -> StatusReply:
             and map_state(sacct_state).is_final
         ):
             states[job_id] = SlurmJobState(squeue_state)
+        elif job_id in cancelled and (sacct_state is None or not map_state(sacct_state).is_final):
+            states[job_id] = SlurmJobState("CANCELLED")  # gone from the queue, as we asked
         elif sacct_state is not None:
             states[job_id] = SlurmJobState(sacct_state)
     return StatusReply(
@@ -639,6 +674,7 @@ def parse_status_reply(stdout: str, wanted: Iterable[str]) -> StatusReply:
         chunks={b: tuple(c) for b, c in chunks.items()},
         ours=frozenset(ours),
         complete=complete,
+        cancelled=frozenset(cancelled),
     )
 
 
