@@ -344,7 +344,9 @@
 
           checks = {
             package = intercede;
-            unit = check "unit" "python -m pytest tests/unit -q -p no:cacheprovider";
+            # test_dirac_drift.py probes the pinned DIRAC in .venv-dirac, which needs PyPI: the
+            # sandbox has no network, so it runs in ci.yml's unit job, not here.
+            unit = check "unit" "python -m pytest tests/unit -q -p no:cacheprovider --ignore=tests/unit/test_dirac_drift.py";
             lint = check "lint" ''
               ruff check src harness tests benchmarks tools docs/examples
               ruff format --check src harness tests benchmarks tools docs/examples
