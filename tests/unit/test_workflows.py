@@ -127,7 +127,7 @@ def test_unit_tests_run_on_every_supported_python() -> None:
     assert declared == PYTHONS
 
 
-@pytest.mark.parametrize("name", ["ci.yml", "lint.yml", "regress.yml"])
+@pytest.mark.parametrize("name", ["ci.yml", "lint.yml", "nix.yml", "regress.yml"])
 def test_pip_downloads_are_cached(name: str) -> None:
     setups = [s for s in _steps(_load(name)) if "setup-python" in str(s.get("uses", ""))]
     assert setups
