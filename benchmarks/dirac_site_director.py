@@ -146,9 +146,9 @@ def main(stack: str, pilots: int, queue: str, ce_types: list[str], python: Path)
     access = replace(access, queues=(queue,))
     incumbents = [ce for ce in ce_types if ce != CANDIDATE]
     runs: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-dirac-") as tmp:
-        for ce_type in [*incumbents, CANDIDATE]:
-            runs[ce_type] = _run_one(access, stack, ce_type, pilots, python, Path(tmp))
+    logs = Path(tempfile.mkdtemp(prefix="bench-dirac-"))  # kept: CS files, DIRAC logs, reports
+    for ce_type in [*incumbents, CANDIDATE]:
+        runs[ce_type] = _run_one(access, stack, ce_type, pilots, python, logs)
     rows = _rows(runs)
     _print(rows, incumbents)
     login = {
