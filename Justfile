@@ -105,6 +105,10 @@ bench-stack: engine
 bench-bulk: engine
     python benchmarks/bulk_ops.py
 
+# DIRAC's SiteDirector/killPilotsInQueues: InterCEde CE vs DIRAC's SSH/SSHBatch CEs (needs a running stack).
+bench-dirac: dirac-env
+    python benchmarks/dirac_site_director.py
+
 bench-facade:
     python benchmarks/facade_overhead.py
 

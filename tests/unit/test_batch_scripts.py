@@ -293,6 +293,31 @@ async def test_kill_cancels_only_arrays_with_our_user_and_job_name(
     assert backend.transport.round_trips == 1
 
 
+# --- sacct (a slurmdbd query) only when squeue leaves something out -------------------------
+
+
+async def test_status_skips_sacct_when_squeue_answers_every_job(
+    backend: BatchBackend, slurm_cli: Slurm
+) -> None:
+    slurm_cli.answer("squeue", f"41_0|RUNNING|{ME}|intercede\n41_1|PENDING|{ME}|intercede\n")
+    slurm_cli.answer("sacct", "41_0|RUNNING\n41_1|PENDING\n41_2|COMPLETED\n")
+    both = await backend.get_status([_handle("41_0"), _handle("41_1", 1)])
+    assert both == {"41_0": JobStatus.RUNNING, "41_1": JobStatus.WAITING}
+    assert slurm_cli.args("sacct") == []
+    three = await backend.get_status([_handle("41_0"), _handle("41_1", 1), _handle("41_2", 2)])
+    assert three["41_2"] is JobStatus.DONE  # squeue forgot it: sacct is asked
+    assert len(slurm_cli.args("sacct")) == 1
+
+
+async def test_status_asks_sacct_when_squeue_says_completing(
+    backend: BatchBackend, slurm_cli: Slurm
+) -> None:
+    slurm_cli.answer("squeue", f"41_0|COMPLETING|{ME}|intercede\n")
+    slurm_cli.answer("sacct", "41_0|FAILED\n")
+    assert await backend.get_status([_handle("41_0")]) == {"41_0": JobStatus.FAILED}
+    assert len(slurm_cli.args("sacct")) == 1
+
+
 # --- a pending array task cancelled from inside its array record --------------------------
 
 
