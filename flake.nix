@@ -46,6 +46,7 @@
               asyncssh
               tenacity
               typing-extensions
+              rich
             ];
             pythonImportsCheck = [ "intercede" ];
             meta = {
@@ -64,6 +65,7 @@
               asyncssh
               tenacity
               typing-extensions
+              rich
               docker
               tomli-w
               pytest
@@ -76,6 +78,8 @@
               pyyaml
               mkdocs
               mkdocs-material
+              mkdocstrings
+              mkdocstrings-python
             ];
           # Everything above plus the library built here (its metadata gives __version__; in
           # the dev shell the checkout's src/ comes first on PYTHONPATH).

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
 from intercede import sync
-from intercede._cli._poll import all_final, wait_for
 from intercede.config import LocalBatchConfig, SSHBatchConfig
 from intercede.models import JobHandle, JobID, JobStatus
 from intercede.registry import ConfigFile, load_config
+from intercede.waiting import reached
 
 __all__ = [
     "ClusterLike",
@@ -29,7 +29,6 @@ __all__ = [
     "MissingCapabilityError",
     "ScenarioContext",
     "Statuses",
-    "all_final",
     "missing",
     "record_history",
 ]
@@ -149,18 +148,21 @@ class ScenarioContext:
         self,
         facade: sync.StatusReporter,
         handles: Sequence[JobHandle],
-        done: Callable[[Statuses], bool] = all_final,
+        until: Collection[JobStatus] | None = None,
         *,
         history: History | None = None,
         cap_s: float = 1.0,
     ) -> tuple[Statuses, bool]:
-        """``get_status`` until ``done`` or ``timeout_s`` (the CLI's tenacity poller, with a
-        shorter cap: scenarios want to see short-lived states); last answer and whether done."""
-
-        def once() -> Statuses:
-            statuses = facade.get_status(handles, timeout=60)
-            if history is not None:
-                record_history(history, statuses)
-            return statuses
-
-        return wait_for(once, done, timeout_s=self.timeout_s, cap_s=cap_s, first_s=0.25)
+        """``intercede.sync.wait_for_jobs`` until every job is in ``until`` (default: final) or
+        ``timeout_s``, with a short cap (scenarios want to see short-lived states); the last
+        answer and whether every job got there."""
+        statuses = sync.wait_for_jobs(
+            facade,
+            handles,
+            deadline_s=self.timeout_s,
+            until=until,
+            first_s=0.25,
+            cap_s=cap_s,
+            on_poll=None if history is None else lambda seen: record_history(history, seen),
+        )
+        return statuses, reached(statuses, until)

@@ -29,8 +29,9 @@ from intercede.models import (
     OutputSpec,
     SubmissionSpec,
 )
+from intercede.waiting import FINAL_STATES
 
-from ._context import ScenarioContext, all_final, missing
+from ._context import ScenarioContext, missing
 from ._digests import verify_md5_lines
 from ._place import place_output
 from ._refs import handle_of, stamped_ref
@@ -170,13 +171,11 @@ def _body(ctx: ScenarioContext, rec: Recorder, clean_remote_job: bool) -> None:
         if not isinstance(ce, sync.Killable):
             raise missing(ce, "Killable", "kill")
         sleeper = handles["killed"]
-        seen, running = ctx.poll(
-            ce, [sleeper], lambda s: s.get(sleeper.id) is JobStatus.RUNNING or all_final(s)
-        )
+        seen, _ = ctx.poll(ce, [sleeper], {JobStatus.RUNNING, *FINAL_STATES})
         killed = ce.kill([sleeper], timeout=60).get(sleeper.id)
         rec.check(
             "kill-running",
-            running and killed is not None and killed.ok,
+            seen.get(sleeper.id) is JobStatus.RUNNING and killed is not None and killed.ok,
             f"{sleeper.id} was {seen.get(sleeper.id)} when killed: {killed}",
         )
 

@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from intercede import sync
-from intercede._cli._poll import wait_for
 from intercede.models import (
     HANDLE_MAX_LENGTH,
     CopyVars,
@@ -390,16 +389,20 @@ def _body(
         history: History = {}
         updates: list[StatusUpdate] = []
 
-        def cycle() -> Mapping[JobID, JobStatus]:
+        def cycle() -> None:
             update = monitor_queue(ce, queue, pilot_db, monitor, failed, clock())
             updates.append(update)
             record_history(history, update.answers)
-            return update.answers
 
-        def settled(_: object) -> bool:
+        def settled() -> bool:
             return all(pilot.status.is_final for pilot in pilot_db.values())
 
-        wait_for(cycle, settled, timeout_s=ctx.timeout_s, cap_s=1.0, first_s=0.25)
+        deadline, interval = time.monotonic() + ctx.timeout_s, 0.25
+        cycle()
+        while not settled() and time.monotonic() < deadline:
+            time.sleep(interval)
+            interval = min(2 * interval, 1.0)
+            cycle()
         real = [JobHandle.parse(ref) for ref in pilot_stamp_dict]
         missing_refs = sorted({ref for u in updates for ref in u.missing})
         rec.check(

@@ -355,11 +355,11 @@ def test_empty_scenario_is_not_a_pass() -> None:
 
 
 def test_debug_ce_report_becomes_a_scenario_where_skips_fail() -> None:
-    main = QueueReport("main", "client.toml")
+    main = QueueReport(queue="main", config="client.toml")
     main.record("submit", CheckState.PASSED, "1 job(s)")
     main.record("purge", CheckState.SKIPPED, "--keep")
-    down = QueueReport("second", "client.toml", error="ResourceUnavailableError: refused")
-    result = debug_ce_result(RunReport([main, down], duration_s=3.0))
+    down = QueueReport(queue="second", config="client.toml", error="ResourceUnavailableError: x")
+    result = debug_ce_result(RunReport(queues=[main, down], duration_s=3.0))
     assert [(c.name, c.ok) for c in result.checks] == [
         ("main:submit", True),
         ("main:purge", False),

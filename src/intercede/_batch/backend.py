@@ -42,6 +42,7 @@ from ..errors import (
 from ..models import (
     CopyVars,
     Diagnostics,
+    Explanation,
     JobHandle,
     JobID,
     JobOutput,
@@ -53,6 +54,7 @@ from ..models import (
 )
 from ..protocols import (
     Diagnosable,
+    Explainer,
     JobBackend,
     Killable,
     LoadReporter,
@@ -551,7 +553,36 @@ class BatchBackend:
             if rc != 0:
                 raise ResourceUnavailableError(f"squeue failed: {_clip(err)}")
             running, waiting = slurm.parse_counts(out)
-            return LoadCounts(running=running, waiting=waiting)
+            return LoadCounts(
+                running=running, waiting=waiting, queue_state=slurm.parse_queue_state(out)
+            )
+
+    # --- explain -----------------------------------------------------------------------------
+
+    async def explain(
+        self, handles: Sequence[JobHandle]
+    ) -> Mapping[JobID, Explanation | OpOutcome]:
+        """One command: squeue's state, pending reason and partition of each job, and the state
+        of every partition; a job squeue no longer shows gets an ``OpOutcome``."""
+        with self._deadline("explain"):
+            await self._begin()
+            jobs, bad = self._locate(handles)
+            result: dict[JobID, Explanation | OpOutcome] = {
+                job_id: OpOutcome(ok=False, reason=reason) for job_id, reason in bad.items()
+            }
+            if not jobs:
+                return result
+            rc, out, err = await self._run(
+                slurm.explain_script(), stdin="".join(f"{j.job_id}\n" for j in jobs).encode()
+            )
+            if rc != 0 or "@@end" not in out:
+                raise ResourceUnavailableError(f"explain failed: {_clip(err)}")
+            found = slurm.parse_explain(out, [job.job_id for job in jobs])
+            for job in jobs:
+                result[job.job_id] = found.get(job.job_id) or OpOutcome(
+                    ok=False, reason="Slurm's queue no longer shows this job"
+                )
+            return result
 
 
 def _requirements(
@@ -685,3 +716,4 @@ _kill: type[Killable] = BatchBackend
 _purge: type[Purgeable] = BatchBackend
 _diagnose: type[Diagnosable] = BatchBackend
 _load: type[LoadReporter] = BatchBackend
+_explain: type[Explainer] = BatchBackend
