@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shlex
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -352,7 +353,7 @@ def test_keep_leaves_the_jobs_and_prints_the_command_removing_them(config_file: 
     assert backend.purged == []
     assert "- no queue was asked to purged their jobs (skipped on every queue)." in out
     assert "2 job(s) left on the resource; remove them with:" in out
-    command = out.split("remove them with:\n")[1].splitlines()[0].split()
+    command = shlex.split(out.split("remove them with:\n")[1].splitlines()[0])
     assert command[:5] == ["intercede-debug-ce", str(config_file), "--queue", "main", "--purge"]
     refs = command[5:]
     assert [JobHandle.parse(r).id for r in refs] == ["1_0", "2_0"]

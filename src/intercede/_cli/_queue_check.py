@@ -294,6 +294,7 @@ def check_queue(
                 if not stop.requested.is_set():
                     raise
                 report.interrupted = True
+                report.interrupted_at = now()
                 report.record(run.step.name, CheckState.FAILED, "interrupted (Ctrl-C)")
                 report.not_reached("interrupted")
                 run.say("interrupted: cleaning up")
@@ -304,6 +305,7 @@ def check_queue(
             ce.close()
     except _Interrupted:
         report.interrupted = True
+        report.interrupted_at = now()
         report.not_reached("interrupted")
     except WHOLE_RESOURCE_ERRORS as exc:
         _stop(report, run.step.name if run else "load", progress, f"{type(exc).__name__}: {exc}")
@@ -364,6 +366,7 @@ def _procedure(run: _Run) -> None:
     handles = [submission.handles[i] for i in sorted(submission.handles)]
     for i in sorted(submission.handles):
         run.own(submission.handles[i], "probe", stamps[i])
+        _log.info("%s: submitted probe %s", label, submission.handles[i])
     if submission.failures:
         refused = "; ".join(f"copy {i}: {why}" for i, why in sorted(submission.failures.items()))
         report.record("submit", CheckState.FAILED, f"refused {refused}")
@@ -541,6 +544,7 @@ def _kill_check(run: _Run, ce: sync.Killable, label: str) -> tuple[CheckState, s
         return CheckState.FAILED, f"the job to kill was refused: {submission.failures.get(0)}"
     handle = submission.handles[0]
     run.own(handle, "kill-target", stamp)
+    _log.info("%s: submitted kill-target %s", label, handle)
     run.say(f"waiting for {handle.id} to run")
     statuses, blocked = run.wait([handle], frozenset({JobStatus.RUNNING, *FINAL_STATES}))
     was = statuses.get(handle.id, JobStatus.UNKNOWN)

@@ -111,6 +111,8 @@ class QueueReport(BaseModel):
     """A whole-resource failure (unreachable, authentication) or an unexpected error that
     stopped this queue's checks: the run exits 2."""
     interrupted: bool = False
+    interrupted_at: dt.datetime | None = None
+    """When the queue's work stopped after Ctrl-C (its cleanup came after)."""
     traceback: str | None = None
     """The unexpected error's traceback, kept only with ``--debug``."""
     cleanup_command: str | None = None

@@ -374,10 +374,12 @@ def purge_refs(
     target: QueueTarget, refs: Sequence[str], factory: FacadeFactory, out: TextIO
 ) -> int:
     """``--purge``: kill what still lives among ``refs``, then purge them all."""
-    try:
-        handles = [JobHandle.parse(ref) for ref in refs]
-    except ValueError as exc:
-        raise ConfigurationError(str(exc), field="--purge") from None
+    handles = []
+    for ref in refs:
+        try:
+            handles.append(JobHandle.parse(ref))
+        except ValueError:
+            raise ConfigurationError(f"not a job reference: {ref!r}", field="--purge") from None
     with factory(target.config, target.credentials) as ce:
         if isinstance(ce, sync.Killable):
             ce.kill(handles, timeout=60)
