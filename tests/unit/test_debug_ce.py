@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import shlex
 import threading
@@ -658,3 +659,29 @@ def test_the_stamp_is_found_past_the_shown_head_but_not_past_the_bound(
     assert code == 1
     assert output["state"] == "failed"
     assert "searched the first 1024 KiB" in output["message"]
+
+
+def test_verbose_logs_intercede_but_keeps_asyncssh_quiet_unless_named() -> None:
+    names = ("intercede", "asyncssh")
+    saved = {n: (logging.getLogger(n).level, list(logging.getLogger(n).handlers)) for n in names}
+    try:
+        stream = io.StringIO()
+        debug_ce.configure_logging(2, [], stream)
+        assert logging.getLogger("intercede").level == logging.DEBUG
+        assert logging.getLogger("asyncssh").level == logging.WARNING
+        logging.getLogger("intercede.batch").debug("get_status on x: ok")
+        logging.getLogger("asyncssh").info("Command: sh -c 'a whole script'")
+        assert "get_status on x: ok" in stream.getvalue()
+        assert "a whole script" not in stream.getvalue()
+        debug_ce.configure_logging(0, [debug_ce._log_level("asyncssh=INFO")], stream)
+        logging.getLogger("asyncssh").info("now asked for")
+        assert "now asked for" in stream.getvalue()
+    finally:
+        for name, (level, handlers) in saved.items():
+            logging.getLogger(name).setLevel(level)
+            logging.getLogger(name).handlers[:] = handlers
+
+
+def test_log_level_names_the_bad_level() -> None:
+    with pytest.raises(SystemExit):
+        debug_ce.build_parser().parse_args(["c.toml", "--log-level", "LOUD"])
