@@ -13,6 +13,7 @@ killed and purged unless ``--keep``.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -186,6 +187,8 @@ class _Run:
         self.step = _Step()
         self.started = time.monotonic()
         self.deadline = self.started + options.timeout_s
+        self.queue_down = False
+        """The load check saw the queue start no jobs: ask why after the first polls."""
         self.handles: dict[JobID, JobHandle] = {}
         self.jobs: dict[JobID, JobReport] = {}
 
@@ -220,7 +223,8 @@ class _Run:
         statuses: Mapping[JobID, JobStatus] = {}
         while True:
             self.stop.checkpoint()
-            slice_s = max(0.1, min(self.options.explain_every_s, self.left_s()))
+            every = min(self.options.explain_every_s, 2.0 if self.queue_down else math.inf)
+            slice_s = max(0.1, min(every, self.left_s()))
             statuses = sync.wait_for_jobs(
                 self.ce,
                 handles,
@@ -346,6 +350,7 @@ def _procedure(run: _Run) -> None:
         counts = ce.counts(timeout=run.call_timeout())
         text = f"running {counts.running}, waiting {counts.waiting}"
         if counts.queue_state not in (None, "UP"):
+            run.queue_down = True
             report.record("load", CheckState.FAILED, f"the queue is {counts.queue_state}: {text}")
         else:
             state = f", queue {counts.queue_state}" if counts.queue_state else ""
