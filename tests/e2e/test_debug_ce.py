@@ -80,6 +80,25 @@ def test_debug_ce_text_output_with_copies_and_keep(slurm_cluster: Cluster) -> No
     assert removed.stdout.count(": purged") == 3
 
 
+def test_check_connects_and_counts_every_queue_without_submitting(
+    slurm_cluster: Cluster,
+) -> None:
+    done = _run(str(slurm_cluster.client_config_path), "--check", timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == [f"- {q}" for q in slurm_cluster.queues]
+    for line in lines:
+        assert re.fullmatch(r"- \w+: running \d+, waiting \d+, queue UP", line), line
+
+
+def test_version_names_the_installed_version() -> None:
+    import intercede
+
+    done = _run("--version", timeout=60)
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"intercede-debug-ce {intercede.__version__}"
+
+
 def test_invalid_config_exits_2_without_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "client.toml"
     bad.write_text('[queues.main]\nkind = "batch"\ntransport = "ssh"\nwork_root = "/x"\n')

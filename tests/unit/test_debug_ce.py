@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -685,3 +686,46 @@ def test_verbose_logs_intercede_but_keeps_asyncssh_quiet_unless_named() -> None:
 def test_log_level_names_the_bad_level() -> None:
     with pytest.raises(SystemExit):
         debug_ce.build_parser().parse_args(["c.toml", "--log-level", "LOUD"])
+
+
+class _SlowSubmit(_Full):
+    """A submit that takes a while: Ctrl-C arrives while it runs."""
+
+    async def submit(
+        self, spec: SubmissionSpec, copies: int | Sequence[CopyVars] = 1
+    ) -> Submission:
+        await asyncio.sleep(1.0)
+        return await super().submit(spec, copies)
+
+
+def test_a_submit_in_flight_is_not_interrupted_so_its_jobs_are_cleaned_up(
+    config_file: Path,
+) -> None:
+    backend = _SlowSubmit(final=None)
+    interrupt = threading.Event()
+    threading.Timer(0.4, interrupt.set).start()
+    report = debug_ce.run(
+        debug_ce.select_queues([config_file], ["main"]),
+        Options(timeout_s=600),
+        factory=lambda c, k: sync.wrap(backend),
+        stream=io.StringIO(),
+        interrupt=interrupt,
+    )
+    assert report.exit_code == 130
+    assert len(backend.submits) == 1  # the submit finished ...
+    assert backend.purged == ["1_0"]  # ... so its job was known, killed and purged
+    assert report.queues[0].checks["submit"].state is CheckState.PASSED
+
+
+def test_no_color_and_a_terminal_still_get_the_table_without_colour(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setenv("NO_COLOR", "1")
+    tty = _Tty()
+    live = make_progress(tty, ["main"], json_mode=False)
+    assert isinstance(live, LiveProgress)
+    live.update("main", "polling")
+    live.finish()
+    assert "polling" in tty.getvalue()
+    assert not re.search(r"\x1b\[[0-9;]*3[0-9]m", tty.getvalue())  # no foreground colour

@@ -19,7 +19,8 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,14 +96,16 @@ class _Interrupted(Exception):
 
 class QueueStop:
     """How the main thread stops one queue's worker: a flag it checks between calls, and the
-    facade's ``interrupt()`` for the call it is blocked in. Cleanup calls are not interrupted:
-    the worker says when it starts cleaning up."""
+    facade's ``interrupt()`` for the call it is blocked in. Neither a submit (cancelled midway,
+    its jobs could exist without their handles reaching the report, so nothing would clean them
+    up) nor the cleanup is interrupted: the worker shields them."""
 
     def __init__(self) -> None:
         self.requested = threading.Event()
         self._lock = threading.Lock()
         self._facade: sync.JobBackend | None = None
         self._cleaning = False
+        self._shielded = False
 
     def attach(self, facade: sync.JobBackend) -> None:
         with self._lock:
@@ -114,14 +117,25 @@ class QueueStop:
         by the next ``request``."""
         self.requested.set()
         with self._lock:
-            facade, cleaning = self._facade, self._cleaning
-        interrupt = getattr(facade, "interrupt", None)
-        if not cleaning and callable(interrupt):
-            interrupt()
+            interrupt = getattr(self._facade, "interrupt", None)
+            if not (self._cleaning or self._shielded) and callable(interrupt):
+                interrupt()
 
     def checkpoint(self) -> None:
         if self.requested.is_set():
             raise _Interrupted
+
+    @contextmanager
+    def shielded(self) -> Iterator[None]:
+        """A call that must finish once started (a submit); the stop is honoured after it."""
+        self.checkpoint()
+        with self._lock:
+            self._shielded = True
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._shielded = False
 
     def cleaning(self) -> None:
         with self._lock:
@@ -363,11 +377,12 @@ def _procedure(run: _Run) -> None:
     script = options.script or write_probe_script(run.local)
     run.say(f"submitting {options.copies} job(s) of {script.name}")
     stamps = [uuid.uuid4().hex for _ in range(options.copies)]
-    submission = ce.submit(
-        SubmissionSpec(executable=str(script), tag="debug-ce"),
-        [CopyVars(environment={"DIRAC_PILOT_STAMP": stamp}) for stamp in stamps],
-        timeout=run.call_timeout(),
-    )
+    with run.stop.shielded():
+        submission = ce.submit(
+            SubmissionSpec(executable=str(script), tag="debug-ce"),
+            [CopyVars(environment={"DIRAC_PILOT_STAMP": stamp}) for stamp in stamps],
+            timeout=run.call_timeout(),
+        )
     handles = [submission.handles[i] for i in sorted(submission.handles)]
     for i in sorted(submission.handles):
         run.own(submission.handles[i], "probe", stamps[i])
@@ -540,11 +555,12 @@ def _relative(path: Path, dest: Path) -> str:
 def _kill_check(run: _Run, ce: sync.Killable, label: str) -> tuple[CheckState, str]:
     stamp = uuid.uuid4().hex
     run.say("submitting a job to kill")
-    submission = run.ce.submit(
-        SubmissionSpec(executable=str(write_sleep_script(run.local)), tag="debug-ce"),
-        [CopyVars(environment={"DIRAC_PILOT_STAMP": stamp})],
-        timeout=run.call_timeout(),
-    )
+    with run.stop.shielded():
+        submission = run.ce.submit(
+            SubmissionSpec(executable=str(write_sleep_script(run.local)), tag="debug-ce"),
+            [CopyVars(environment={"DIRAC_PILOT_STAMP": stamp})],
+            timeout=run.call_timeout(),
+        )
     if 0 not in submission.handles:
         return CheckState.FAILED, f"the job to kill was refused: {submission.failures.get(0)}"
     handle = submission.handles[0]
