@@ -1,9 +1,9 @@
 """interCEde: one async, typed, bulk way to submit, monitor and retrieve work on Computing
 Elements and batch systems.
 
-The public API is the protocols, models, errors, credentials and registry re-exported here,
-plus ``intercede.sync`` for synchronous callers. Everything in ``_``-prefixed modules is
-internal and may change without notice.
+The public API is the protocols, models, errors, credentials, registry and the wait helper
+(``intercede.waiting``) re-exported here, plus ``intercede.sync`` for synchronous callers.
+Everything in ``_``-prefixed modules is internal and may change without notice.
 """
 
 from __future__ import annotations
