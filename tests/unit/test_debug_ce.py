@@ -729,3 +729,19 @@ def test_no_color_and_a_terminal_still_get_the_table_without_colour(
     live.finish()
     assert "polling" in tty.getvalue()
     assert not re.search(r"\x1b\[[0-9;]*3[0-9]m", tty.getvalue())  # no foreground colour
+
+
+def test_more_queues_than_terminal_rows_are_cropped_while_live(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TERM", "xterm")
+    monkeypatch.setenv("LINES", "10")
+    tty = _Tty()
+    live = make_progress(tty, [f"q{i:02d}" for i in range(60)], json_mode=False)
+    assert isinstance(live, LiveProgress)
+    live._live.refresh()
+    frame = tty.getvalue()
+    live.finish()
+    assert frame.count("\n") < 10  # never taller than the terminal
+    assert "..." in frame  # says rows are hidden
+    assert "q00" in frame
