@@ -187,6 +187,38 @@ def test_one_ctrl_c_stops_cleans_up_and_reports_partially(
     assert _live(slurm_cluster, _job_ids(document)) == ""
 
 
+def test_a_probe_that_times_out_is_killed_and_purged(
+    slurm_cluster: Cluster, tmp_path: Path
+) -> None:
+    script = tmp_path / "long.sh"
+    script.write_text('#!/bin/sh\necho "$DIRAC_PILOT_STAMP"\nsleep 600\n')
+    script.chmod(0o755)
+    started = time.monotonic()
+    done = _run(
+        str(slurm_cluster.client_config_path),
+        "--queue",
+        "main",
+        "--script",
+        str(script),
+        "--timeout",
+        "8",
+        "--json",
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert time.monotonic() - started < 60  # one deadline for the queue, not one per wait
+    document = json.loads(done.stdout)
+    queue = document["queues"][0]
+    assert queue["checks"]["status"]["message"].startswith("not final after 8 s: ")
+    assert queue["checks"]["kill"]["message"] == "not reached: --timeout 8 s"
+    assert queue["checks"]["purge"] == {
+        "state": "passed",
+        "message": "1 job(s) purged (1 killed first)",
+    }
+    assert [job["left"] for job in queue["jobs"]] == [False]
+    assert _live(slurm_cluster, _job_ids(document)) == ""
+
+
 def test_a_second_ctrl_c_exits_at_once(slurm_cluster: Cluster, tmp_path: Path) -> None:
     script = tmp_path / "long.sh"
     script.write_text("#!/bin/sh\nsleep 600\n")
