@@ -364,6 +364,7 @@ class LoopThread:
                 except TimeoutError:
                     if not scope.expired():
                         raise
+                    _log.debug("%s on %s timed out after %g s", job.what, self._label, job.timeout)
                     job.error = OperationTimeoutError(
                         f"{job.what} did not finish within {job.timeout:g} s; "
                         "it was cancelled on the facade's loop"
