@@ -92,9 +92,13 @@ stack-status:
 ssh:
     python -m harness ssh
 
-# Run the debug-CE spike against the harness's generated config (or your own).
+# Run the debug-CE spike: against the running stack's config unless ARGS name a .toml file.
 debug-ce *ARGS:
-    intercede-debug-ce {{ARGS}}
+    #!/usr/bin/env bash
+    set -euo pipefail
+    set -- {{ARGS}}
+    for arg in "$@"; do [[ "$arg" == *.toml ]] && exec intercede-debug-ce "$@"; done
+    exec intercede-debug-ce "$(python -m harness config-path)" "$@"
 
 # Every benchmark (prints tables, writes JSON under benchmarks/results/).
 bench: bench-facade bench-bulk bench-stack

@@ -91,6 +91,7 @@
               asyncssh
               tenacity
               typing-extensions
+              rich
             ];
             pythonImportsCheck = [ "intercede" ];
             meta = {
@@ -110,6 +111,7 @@
               asyncssh
               tenacity
               typing-extensions
+              rich
               docker
               tomli-w
               pytest
@@ -122,6 +124,8 @@
               pyyaml
               mkdocs
               mkdocs-material
+              mkdocstrings
+              mkdocstrings-python
             ];
           # Everything above plus the library built here (its metadata gives __version__; in
           # the dev shell the checkout's src/ comes first on PYTHONPATH).

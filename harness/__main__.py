@@ -57,6 +57,13 @@ COMMANDS: tuple[Command, ...] = (
     Command("logs", "print container logs", _STACK, "configure_logs", "run_logs"),
     Command("ssh", "ssh to the login node as the submit user", _STACK, "configure_ssh", "run_ssh"),
     Command(
+        "config-path",
+        "print the path of a stack's interCEde client config (written by up)",
+        _STACK,
+        "add_stack_args",
+        "run_config_path",
+    ),
+    Command(
         "e2e",
         "cluster up (or reuse), debug-CE spike on every partition, every DIRAC scenario",
         "harness.e2e",

@@ -23,6 +23,7 @@ __all__ = [
     "configure_ssh",
     "configure_up",
     "positive_int",
+    "run_config_path",
     "run_down",
     "run_engine",
     "run_logs",
@@ -185,3 +186,17 @@ def run_ssh(args: argparse.Namespace) -> int:
     if not args.remote:
         argv.insert(1, "-t")
     return subprocess.run(argv, check=False).returncode
+
+
+def run_config_path(args: argparse.Namespace) -> int:
+    """The client config of the stack (``$INTERCEDE_STACK`` by default), for scripts:
+    ``intercede-debug-ce "$(python -m harness config-path)"``. Fails, saying why, when the
+    stack was never brought up."""
+    path = Cluster(args.name).client_config_path
+    if not path.is_file():
+        print(
+            f"no client config at {path}: bring the stack up first (just stack-up)", file=sys.stderr
+        )
+        return 1
+    print(path)
+    return 0

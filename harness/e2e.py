@@ -82,10 +82,10 @@ def debug_ce_result(report: RunReport) -> ScenarioResult:
     result.error = report.error
     for queue in report.queues:
         if queue.error is not None:
-            result.checks.append(Check(f"{queue.label}", False, queue.error))
+            result.checks.append(Check(f"{queue.queue}", False, queue.error))
         for name, check in queue.checks.items():
             result.checks.append(
-                Check(f"{queue.label}:{name}", check.state is CheckState.PASSED, check.message)
+                Check(f"{queue.queue}:{name}", check.state is CheckState.PASSED, check.message)
             )
     return result
 

@@ -1,4 +1,6 @@
-"""Generate ``docs/reference/config.md`` from the config models' JSON schema.
+"""Generate ``docs/reference/config.md`` from the config models' JSON schema, and the JSON
+schemas shipped with the docs: the client TOML file (``client-config.schema.json``) and the
+``intercede-debug-ce --json`` report (``debug-ce-report.schema.json``).
 
 The reference is derived, never hand-edited, so a field added to ``intercede.config`` without
 a docstring, or a changed default, shows up in review as a diff of the generated page (and
@@ -17,12 +19,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from intercede._cli._report import report_schema
 from intercede.config import LocalBatchConfig, SSHBatchConfig
-from intercede.registry import _CREDENTIAL_KEYS
+from intercede.registry import CREDENTIAL_KEYS
 
 __all__ = ["MODELS", "OUTPUT", "field_rows", "main", "render"]
 
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "reference" / "config.md"
+CONFIG_SCHEMA = "client-config.schema.json"
+REPORT_SCHEMA = "debug-ce-report.schema.json"
 MODELS: tuple[tuple[str, type[BaseModel]], ...] = (
     ('`transport = "ssh"`: `SSHBatchConfig`', SSHBatchConfig),
     ('`transport = "local"`: `LocalBatchConfig`', LocalBatchConfig),
@@ -140,10 +145,77 @@ def render() -> str:
     out.append(
         "\n## `[credentials]` table\n\n"
         "Paths (relative to the TOML file) a `FileCredentials` provider reads secrets from; the "
-        "secrets themselves never appear in the configuration.\n\n"
+        "secrets themselves never appear in the configuration. A queue with keys of its own "
+        "adds a `[queues.<name>.credentials]` table with the same path keys: they override the "
+        "file-wide ones key by key, so queues with different keys share one file.\n\n"
+        "| Key | Format |\n| --- | --- |\n"
     )
-    out.extend(f"- {_code(key)}\n" for key in sorted(_CREDENTIAL_KEYS))
+    out.extend(f"| {_code(key)} | {_cell(text)} |\n" for key, text in CREDENTIAL_KEYS.items())
+    out.append(
+        f"\nThe whole file's JSON schema, generated from these models: [{CONFIG_SCHEMA}]"
+        f"({CONFIG_SCHEMA}) (editors with TOML schema support can validate against it).\n"
+    )
     return "".join(out)
+
+
+def config_schema() -> dict[str, Any]:
+    """The client TOML file's JSON schema. A queue table may leave any key to ``[defaults]``,
+    so neither table requires keys; the models' own schemas say what each key means."""
+    keys: dict[str, Any] = {}
+    for _, model in MODELS:
+        for name, prop in model.model_json_schema()["properties"].items():
+            keys.setdefault(name, prop)
+    path_keys = {
+        key: {"type": "string", "description": text}
+        for key, text in CREDENTIAL_KEYS.items()
+        if key != "reread_after_s"
+    }
+    credentials = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            **path_keys,
+            "reread_after_s": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "description": CREDENTIAL_KEYS["reread_after_s"],
+            },
+        },
+    }
+    queue = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            **keys,
+            "credentials": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": path_keys,
+                "description": "this queue's own credential files (override [credentials])",
+            },
+        },
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "interCEde client configuration (TOML)",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["queues"],
+        "properties": {
+            "defaults": {**queue, "description": "keys merged under every queue"},
+            "queues": {"type": "object", "minProperties": 1, "additionalProperties": queue},
+            "credentials": credentials,
+        },
+    }
+
+
+def outputs(page: Path) -> dict[Path, str]:
+    """Every generated file next to ``page``, with its text."""
+    return {
+        page: render(),
+        page.parent / CONFIG_SCHEMA: json.dumps(config_schema(), indent=2) + "\n",
+        page.parent / REPORT_SCHEMA: json.dumps(report_schema(), indent=2) + "\n",
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -151,21 +223,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if the page is stale")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
-    text = render()
-    current = args.output.read_text() if args.output.exists() else None
-    if args.check:
-        if current != text:
-            print(
-                f"{args.output} is stale: run `python -m tools.gen_config_reference`",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    if current != text:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text)
-        print(f"wrote {args.output}")
-    return 0
+    stale = 0
+    for path, text in outputs(args.output).items():
+        current = path.read_text() if path.exists() else None
+        if current == text:
+            continue
+        if args.check:
+            print(f"{path} is stale: run `python -m tools.gen_config_reference`", file=sys.stderr)
+            stale = 1
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
+    return stale
 
 
 if __name__ == "__main__":

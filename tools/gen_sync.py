@@ -1,9 +1,12 @@
-"""Generate the sync facade's typed surface from the async protocols.
+"""Generate the sync facade's typed surface from the async protocols and helpers.
 
 ``intercede/protocols.py`` is the only hand-written contract. This tool reads it with ``ast``
 and writes ``intercede/sync/_generated.py``: a blocking twin of every protocol (same names, same
 parameters, defaults, return annotations and docstrings, plus a keyword-only ``timeout``) and
-one facade mixin per protocol whose methods dispatch onto the facade's event loop. Because the
+one facade mixin per protocol whose methods dispatch onto the facade's event loop. It also
+reads the helpers module (``intercede/waiting.py``): every public module-level ``async def``
+whose first parameter is a protocol gets a blocking twin of the same name and signature that
+runs the async helper on the facade's loop, over the facade's own backend. Because the
 output is committed and ``--check`` compares it with a fresh generation, a protocol change
 cannot leave the facade behind silently. The text is laid out by the project's pinned ``ruff``
 (import sorting, then ``ruff format``), run as ``python -m ruff`` in this interpreter: the dev
@@ -12,6 +15,7 @@ extra that ``just lint`` needs anyway.
     python -m tools.gen_sync            # rewrite the committed file
     python -m tools.gen_sync --check    # exit 1 (with a diff) when it is stale
     python -m tools.gen_sync --input copy/protocols.py --output out.py [--check]
+    python -m tools.gen_sync --helpers copy/waiting.py [--check]
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "DEFAULT_HELPERS",
     "DEFAULT_INPUT",
     "DEFAULT_OUTPUT",
     "GenerationError",
@@ -37,6 +42,7 @@ __all__ = [
 _ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_INPUT = _ROOT / "src" / "intercede" / "protocols.py"
 DEFAULT_OUTPUT = _ROOT / "src" / "intercede" / "sync" / "_generated.py"
+DEFAULT_HELPERS = _ROOT / "src" / "intercede" / "waiting.py"
 
 _TIMEOUT = "timeout: float | None = None"
 # Lifecycle protocols (``Async*``) turn into their sync spelling; they have no dispatching
@@ -162,14 +168,100 @@ def _parse_method(owner: str, node: ast.AsyncFunctionDef, source: str, where: st
     return _Method(node.name, args, params, _text(node.returns, source), docstring)
 
 
+@dataclass
+class _Helper:
+    name: str
+    params: list[str]
+    call: list[str]
+    returns: str
+    docstring: str | None
+    first: str
+
+
+def _parse_helpers(
+    source: str, where: str, protocols: dict[str, _Protocol]
+) -> tuple[list[ast.stmt], list[_Helper]]:
+    """The exported ``async def`` helpers whose first parameter is a protocol, and the imports
+    their signatures need (only those: the generated module must not import unused names)."""
+    tree = ast.parse(source, filename=where)
+    exported: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] == ["__all__"]:
+            exported = list(ast.literal_eval(node.value))
+    helpers: list[_Helper] = []
+    used: set[str] = set()
+    for node in tree.body:
+        if not isinstance(node, ast.AsyncFunctionDef) or node.name not in exported:
+            continue
+        args = node.args
+        positional = [*args.posonlyargs, *args.args]
+        first = positional[0] if positional else None
+        protocol = first.annotation if first is not None else None
+        if first is None or not isinstance(protocol, ast.Name) or protocol.id not in protocols:
+            raise _fail(where, node, f"{node.name}: the first parameter must be a protocol")
+        if node.returns is None or any(
+            a.annotation is None for a in [*positional, *args.kwonlyargs]
+        ):
+            raise _fail(where, node, f"{node.name}: every parameter and the result need a type")
+        if args.vararg is not None or args.kwarg is not None:
+            raise _fail(where, node, f"{node.name}: *args and **kwargs are not supported")
+        parts: list[ast.AST] = [*positional[1:], *args.kwonlyargs]
+        for part in [*parts, node.returns]:
+            used |= {n.id for n in ast.walk(part) if isinstance(n, ast.Name)}
+        used |= {
+            n.id
+            for d in [*args.defaults, *args.kw_defaults]
+            if d
+            for n in ast.walk(d)
+            if isinstance(n, ast.Name)
+        }
+        params = _parameters(args, source, keep_first=True)
+        params[0] = f"{first.arg}: {protocols[protocol.id].twin}"
+        call = ["async_backend", *(a.arg for a in positional[1:])]
+        call += [f"{a.arg}={a.arg}" for a in args.kwonlyargs]
+        docstring = None
+        head = node.body[0]
+        if (
+            isinstance(head, ast.Expr)
+            and isinstance(head.value, ast.Constant)
+            and isinstance(head.value.value, str)
+        ):
+            docstring = ast.get_source_segment(source, head.value)
+        helpers.append(
+            _Helper(node.name, params, call, _text(node.returns, source), docstring, first.arg)
+        )
+    imports: list[ast.stmt] = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module != "protocols":
+            names = [a for a in node.names if (a.asname or a.name) in used]
+            if names and node.module != "__future__":
+                imports.append(ast.ImportFrom(module=node.module, names=names, level=node.level))
+        elif isinstance(node, ast.Import):
+            names = [a for a in node.names if (a.asname or a.name).split(".")[0] in used]
+            if names:
+                imports.append(ast.Import(names=names))
+    return imports, helpers
+
+
+def _helper(helper: _Helper) -> list[str]:
+    lines = [f"def {helper.name}({', '.join(helper.params)}) -> {helper.returns}:"]
+    if helper.docstring is not None:
+        lines.append(f"    {helper.docstring}")
+    call = f"_helpers.{helper.name}({', '.join(helper.call)})"
+    lines.append(
+        f'    return run_helper({helper.first}, "{helper.name}", lambda async_backend: {call})'
+    )
+    return lines
+
+
 def _text(node: ast.expr, source: str) -> str:
     """The expression as written (quotes and all), rather than ``ast.unparse``'s spelling."""
     segment = ast.get_source_segment(source, node)
     return segment if segment is not None and "\n" not in segment else ast.unparse(node)
 
 
-def _parameters(args: ast.arguments, source: str) -> list[str]:
-    """Render the parameters (without ``self``) exactly as declared."""
+def _parameters(args: ast.arguments, source: str, *, keep_first: bool = False) -> list[str]:
+    """Render the parameters (without ``self``, unless ``keep_first``) exactly as declared."""
 
     def one(arg: ast.arg, default: ast.expr | None) -> str:
         text = f"{arg.arg}: {_text(arg.annotation, source)}" if arg.annotation else arg.arg
@@ -190,7 +282,7 @@ def _parameters(args: ast.arguments, source: str) -> list[str]:
     out += [one(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)]
     if args.kwarg is not None:
         out.append("**" + one(args.kwarg, None))
-    return out[1:] if out and out[0].startswith("self") else out
+    return out if keep_first else out[1:] if out and out[0].startswith("self") else out
 
 
 def _with_timeout(args: ast.arguments, params: list[str]) -> list[str]:
@@ -258,7 +350,7 @@ def _mixin(protocol: _Protocol, by_name: dict[str, _Protocol]) -> list[str]:
     return lines
 
 
-def _imports(nodes: Iterable[ast.stmt]) -> list[str]:
+def _imports(nodes: Iterable[ast.stmt], *, helpers: bool = False) -> list[str]:
     """Re-emit the source's imports one package level deeper (``ruff`` orders them)."""
     modules: dict[tuple[int, str], dict[str, str | None]] = {}
     plain: list[str] = []
@@ -275,6 +367,9 @@ def _imports(nodes: Iterable[ast.stmt]) -> list[str]:
         modules.setdefault((0, module), {}).update(dict.fromkeys(extra))
     modules.setdefault((2, ""), {})["protocols"] = "_async"
     modules.setdefault((1, "_core"), {})["FacadeCore"] = None
+    if helpers:
+        modules.setdefault((2, ""), {})["waiting"] = "_helpers"
+        modules[(1, "_core")]["run_helper"] = None
     lines = ["from __future__ import annotations", "", *plain]
     for (level, module), names in modules.items():
         items = [f"{n} as {a}" if a else n for n, a in names.items()]
@@ -323,25 +418,38 @@ _HEADER = '''\
 Twins: blocking protocols with the same names as the async ones, each method taking the same
 parameters plus a keyword-only ``timeout``. Mixins: the facade's methods, one class per protocol,
 each dispatching the async call onto the facade's event loop; ``CAPABILITIES`` says which mixin
-a backend gets for which async protocol it satisfies.
+a backend gets for which async protocol it satisfies. Helpers: blocking twins of the async
+helpers (``intercede.waiting``), run on the facade's loop over its own backend.
 """
 '''
 
 
-def generate(source: str, where: str = "protocols.py") -> str:
-    """The text of ``_generated.py`` for the protocols module ``source``."""
+def generate(
+    source: str,
+    where: str = "protocols.py",
+    helpers_source: str | None = None,
+    helpers_where: str = "waiting.py",
+) -> str:
+    """The text of ``_generated.py`` for the protocols module ``source`` and, when given, the
+    helpers module ``helpers_source``."""
     imports, protocols = _parse(source, where)
     by_name = {p.name: p for p in protocols}
+    helpers: list[_Helper] = []
+    if helpers_source is not None:
+        helper_imports, helpers = _parse_helpers(helpers_source, helpers_where, by_name)
+        imports = [*imports, *helper_imports]
     dispatching = [p for p in protocols if not p.lifecycle]
     capabilities = [p for p in dispatching if p.methods]
-    names = sorted(p.twin for p in protocols)
-    out = [_HEADER, *_imports(imports), "", "__all__ = ["]
+    names = sorted([*(p.twin for p in protocols), *(h.name for h in helpers)])
+    out = [_HEADER, *_imports(imports, helpers=bool(helpers)), "", "__all__ = ["]
     out += [f'    "{name}",' for name in names]
     out.append("]")
     for protocol in protocols:
         out += ["", "", *_twin(protocol, by_name)]
     for protocol in dispatching:
         out += ["", "", *_mixin(protocol, by_name)]
+    for helper in helpers:
+        out += ["", "", *_helper(helper)]
     out += [
         "",
         "",
@@ -356,9 +464,21 @@ def generate(source: str, where: str = "protocols.py") -> str:
     return _ruff("\n".join(out) + "\n")
 
 
-def check(input_path: Path, output_path: Path) -> str | None:
-    """``None`` when ``output_path`` is what ``generate`` makes of ``input_path``, else a diff."""
-    fresh = generate(input_path.read_text(), str(input_path))
+def _generate_files(input_path: Path, helpers_path: Path | None) -> str:
+    return generate(
+        input_path.read_text(),
+        str(input_path),
+        helpers_path.read_text() if helpers_path is not None else None,
+        str(helpers_path),
+    )
+
+
+def check(
+    input_path: Path, output_path: Path, helpers_path: Path | None = DEFAULT_HELPERS
+) -> str | None:
+    """``None`` when ``output_path`` is what ``generate`` makes of ``input_path`` (and
+    ``helpers_path``), else a diff."""
+    fresh = _generate_files(input_path, helpers_path)
     current = output_path.read_text() if output_path.exists() else ""
     if fresh == current:
         return None
@@ -376,10 +496,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if the output is stale")
     parser.add_argument("--input", type=Path, default=DEFAULT_INPUT, help="protocols module")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="generated module")
+    parser.add_argument(
+        "--helpers", type=Path, default=DEFAULT_HELPERS, help="helpers module (async functions)"
+    )
     options = parser.parse_args(argv)
     try:
         if options.check:
-            diff = check(options.input, options.output)
+            diff = check(options.input, options.output, options.helpers)
             if diff is None:
                 return 0
             print(diff, end="", file=sys.stderr)
@@ -389,7 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
-        text = generate(options.input.read_text(), str(options.input))
+        text = _generate_files(options.input, options.helpers)
         options.output.parent.mkdir(parents=True, exist_ok=True)
         options.output.write_text(text)
     except (GenerationError, OSError, SyntaxError) as exc:

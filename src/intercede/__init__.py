@@ -1,9 +1,9 @@
 """interCEde: one async, typed, bulk way to submit, monitor and retrieve work on Computing
 Elements and batch systems.
 
-The public API is the protocols, models, errors, credentials and registry re-exported here,
-plus ``intercede.sync`` for synchronous callers. Everything in ``_``-prefixed modules is
-internal and may change without notice.
+The public API is the protocols, models, errors, credentials, registry and the wait helper
+(``intercede.waiting``) re-exported here, plus ``intercede.sync`` for synchronous callers.
+Everything in ``_``-prefixed modules is internal and may change without notice.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from .errors import (
     BackendClosedError,
     ConfigurationError,
     InterCEdeError,
+    OperationCancelledError,
     OperationTimeoutError,
     ResourceUnavailableError,
     RunningLoopError,
@@ -37,6 +38,7 @@ from .errors import (
 from .models import (
     CopyVars,
     Diagnostics,
+    Explanation,
     FileRef,
     JobHandle,
     JobID,
@@ -52,6 +54,7 @@ from .models import (
 )
 from .protocols import (
     Diagnosable,
+    Explainer,
     JobBackend,
     Killable,
     LoadReporter,
@@ -61,6 +64,7 @@ from .protocols import (
     Submitter,
 )
 from .registry import ConfigFile, backend, load_config, parse_config
+from .waiting import FINAL_STATES, reached, wait_for_jobs
 
 # Single source: pyproject.toml's ``version``, read from the installed distribution's metadata.
 try:
@@ -69,6 +73,7 @@ except _metadata.PackageNotFoundError:  # a source tree on sys.path that was nev
     __version__ = "0+unknown"
 
 __all__ = [
+    "FINAL_STATES",
     "AuthenticationError",
     "BackendClosedError",
     "BackendConfig",
@@ -81,6 +86,8 @@ __all__ = [
     "CredentialSet",
     "Diagnosable",
     "Diagnostics",
+    "Explainer",
+    "Explanation",
     "FileCredentials",
     "FileRef",
     "InterCEdeError",
@@ -94,6 +101,7 @@ __all__ = [
     "LoadReporter",
     "LocalBatchConfig",
     "OpOutcome",
+    "OperationCancelledError",
     "OperationTimeoutError",
     "OutputMember",
     "OutputRetriever",
@@ -118,4 +126,6 @@ __all__ = [
     "backend",
     "load_config",
     "parse_config",
+    "reached",
+    "wait_for_jobs",
 ]

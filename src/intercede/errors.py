@@ -12,6 +12,7 @@ __all__ = [
     "BackendClosedError",
     "ConfigurationError",
     "InterCEdeError",
+    "OperationCancelledError",
     "OperationTimeoutError",
     "ResourceUnavailableError",
     "RunningLoopError",
@@ -48,6 +49,11 @@ class ResourceUnavailableError(InterCEdeError, ConnectionError):
 
 class OperationTimeoutError(InterCEdeError, TimeoutError):
     """An operation did not finish within its configured (or per-call) timeout."""
+
+
+class OperationCancelledError(InterCEdeError):
+    """A call was cancelled from outside before it finished (the sync facade's
+    ``interrupt()``, used by a supervisor stopping worker threads); its outcome is unknown."""
 
 
 class SpecificationRejectedError(InterCEdeError, ValueError):

@@ -28,6 +28,7 @@ __all__ = [
     "HANDLE_MAX_LENGTH",
     "CopyVars",
     "Diagnostics",
+    "Explanation",
     "FileRef",
     "JobHandle",
     "JobID",
@@ -376,6 +377,34 @@ class Diagnostics(BaseModel):
     truncated: bool = False
 
 
+class Explanation(BaseModel):
+    """Why a job is in its state, in the scheduler's own words: what an operator needs when a
+    job sits in ``Waiting`` (DIRAC shows it as the pilot's status reason)."""
+
+    model_config = _FROZEN
+
+    status: JobStatus
+    reason: str | None = None
+    """The scheduler's reason for the state (Slurm's pending reason: ``PartitionDown``,
+    ``Priority``, ``Resources``...); ``None`` when it gives none."""
+    queue: str | None = None
+    """The queue (Slurm partition) the job is in."""
+    queue_state: str | None = None
+    """That queue's state as the scheduler names it (Slurm: ``UP``, ``DOWN``, ``DRAIN``,
+    ``INACTIVE``)."""
+    blocked: bool = False
+    """The job cannot start until an administrator acts (its queue does not start jobs, say):
+    waiting longer will not help."""
+
+    def __str__(self) -> str:
+        text = self.status.value + (f" ({self.reason})" if self.reason else "")
+        if self.queue:
+            text += f" in {self.queue}" + (
+                f", which is {self.queue_state}" if self.queue_state else ""
+            )
+        return text
+
+
 class LoadCounts(BaseModel):
     """Counts of THIS backend's own jobs in its queue, never the site's capacity."""
 
@@ -383,6 +412,10 @@ class LoadCounts(BaseModel):
 
     running: Annotated[int, Field(ge=0)]
     waiting: Annotated[int, Field(ge=0)]
+    queue_state: str | None = None
+    """The queue's state as the scheduler names it (Slurm's partition state: ``UP``, ``DOWN``,
+    ``DRAIN``, ``INACTIVE``, or ``MISSING`` when it has no such partition); ``None`` when the
+    backend has no fixed queue or cannot tell. Anything but ``UP`` starts no new jobs."""
 
     @property
     def total(self) -> int:

@@ -19,6 +19,7 @@ from typing import Protocol, Self, runtime_checkable
 from .models import (
     CopyVars,
     Diagnostics,
+    Explanation,
     JobHandle,
     JobID,
     JobOutput,
@@ -32,6 +33,7 @@ from .models import (
 __all__ = [
     "AsyncClosable",
     "Diagnosable",
+    "Explainer",
     "JobBackend",
     "Killable",
     "LoadReporter",
@@ -118,4 +120,14 @@ class Diagnosable(Protocol):
 class LoadReporter(Protocol):
     async def counts(self) -> LoadCounts:
         """Running and waiting counts of this backend's own jobs in its queue."""
+        ...
+
+
+@runtime_checkable
+class Explainer(Protocol):
+    async def explain(
+        self, handles: Sequence[JobHandle]
+    ) -> Mapping[JobID, Explanation | OpOutcome]:
+        """Why each job is in its state (a pending job's reason, its queue's state); a job the
+        resource no longer shows gets an ``OpOutcome``."""
         ...

@@ -23,6 +23,7 @@ from .errors import ConfigurationError
 from .protocols import JobBackend
 
 __all__ = [
+    "CREDENTIAL_KEYS",
     "ConfigFile",
     "backend",
     "load_config",
@@ -58,10 +59,21 @@ def parse_config(
 
 
 def _configuration_error(exc: ValidationError, where: str) -> ConfigurationError:
-    errors = exc.errors(include_input=False, include_url=False)
-    first = errors[0]
+    """Every problem pydantic found, one per line, each naming its key (the first one is the
+    error's ``field``); pydantic's own prefixes ("Value error, ") are dropped."""
+    problems = [
+        _problem(error, where) for error in exc.errors(include_input=False, include_url=False)
+    ]
+    unique = list(dict.fromkeys(problems))
+    field, _, message = unique[0].partition(": ")
+    if len(unique) == 1:
+        return ConfigurationError(message, field=field or None)
+    return ConfigurationError("\n".join(unique))
+
+
+def _problem(first: Any, where: str) -> str:
     loc = [str(part) for part in first["loc"]]
-    message = first["msg"]
+    message = str(first["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if first["type"] in {"union_tag_invalid", "union_tag_not_found"}:
         # The location holds only the tags chosen so far; the culprit is the discriminator.
         loc = [str(first.get("ctx", {}).get("discriminator", "kind")).strip("'")]
@@ -78,8 +90,7 @@ def _configuration_error(exc: ValidationError, where: str) -> ConfigurationError
         if first["type"] == "extra_forbidden":
             message = "unknown key"
     name = ".".join(part for part in [where, *loc] if part)
-    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return ConfigurationError(message + more, field=name or None)
+    return f"{name}: {message}" if name else message
 
 
 def backend(
@@ -115,16 +126,33 @@ class ConfigFile:
     path: Path
     queues: Mapping[str, SSHBatchConfig | LocalBatchConfig]
     credential_files: Mapping[str, Path] = field(default_factory=dict)
+    reread_after_s: float | None = None
+    """``[credentials] reread_after_s``: how long a read credential is held before the files
+    are read again (``FileCredentials``' default, 600 s, when unset)."""
+    queue_credentials: Mapping[str, Mapping[str, Path]] = field(default_factory=dict)
+    """Per queue, the keys of its own ``[queues.<name>.credentials]`` table, which override
+    the file-wide ``[credentials]`` key by key."""
 
     def credentials(self) -> FileCredentials:
         """A provider reading the files the ``[credentials]`` table names."""
-        files = self.credential_files
+        return self._provider(self.credential_files)
+
+    def credentials_for(self, queue: str) -> FileCredentials:
+        """The provider for one queue: ``[credentials]`` overridden by its own
+        ``[queues.<queue>.credentials]``, so queues with different keys share one file."""
+        if queue not in self.queues:
+            raise ConfigurationError(f"no queue {queue!r} in {self.path}", field="queues")
+        return self._provider({**self.credential_files, **self.queue_credentials.get(queue, {})})
+
+    def _provider(self, files: Mapping[str, Path]) -> FileCredentials:
+        extra = {} if self.reread_after_s is None else {"reread_after_s": self.reread_after_s}
         return FileCredentials(
             ssh_key_file=files.get("ssh_key_file"),
             ssh_key_passphrase_file=files.get("ssh_key_passphrase_file"),
             ssh_password_file=files.get("ssh_password_file"),
             token_file=files.get("token_file"),
             proxy_file=files.get("proxy_file"),
+            **extra,
         )
 
     def select(
@@ -143,14 +171,27 @@ class ConfigFile:
         return {n: self.queues[n] for n in names}
 
 
-_CREDENTIAL_KEYS = frozenset(
-    {"ssh_key_file", "ssh_key_passphrase_file", "ssh_password_file", "token_file", "proxy_file"}
-)
+CREDENTIAL_KEYS: Mapping[str, str] = {
+    "ssh_key_file": "path to an OpenSSH or PEM private key file (mode 0600), read at each "
+    "(re)connect",
+    "ssh_key_passphrase_file": "path to a file whose first line is the key's passphrase",
+    "ssh_password_file": "path to a file whose first line is the SSH password (prefer a key)",
+    "token_file": "path to a file holding one bearer token (a JWT's exp bounds how long it is "
+    "held)",
+    "proxy_file": "path to an X.509 proxy: PEM certificate chain and its private key",
+    "reread_after_s": "seconds a credential read from these files is held before they are "
+    "read again (a number > 0; default 600)",
+}
+"""Every ``[credentials]`` key and its format. Paths are relative to the config file's
+directory unless absolute; a ``[queues.<name>.credentials]`` table takes the same keys (but
+``reread_after_s``, which is file-wide)."""
+_CREDENTIAL_KEYS = frozenset(CREDENTIAL_KEYS) - {"reread_after_s"}
 
 
 def load_config(path: str | Path) -> ConfigFile:
     """Read a queue file; relative credential and ``known_hosts`` paths resolve against the
-    file's directory, so a config directory can move as a whole."""
+    file's directory, so a config directory can move as a whole. Every problem in the file is
+    reported at once (one per line of the ``ConfigurationError``), each naming its key."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
@@ -158,30 +199,68 @@ def load_config(path: str | Path) -> ConfigFile:
         raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
+    problems: list[str] = []
     unknown = sorted(set(data) - {"defaults", "queues", "credentials"})
-    if unknown:
-        raise ConfigurationError(f"unknown table in {path}", field=unknown[0])
-    defaults = _table(data, "defaults")
-    queues_data = _table(data, "queues")
-    if not queues_data:
-        raise ConfigurationError(f"{path} defines no [queues.<name>] table", field="queues")
+    problems += [f"{name}: unknown table in {path}" for name in unknown]
+    defaults = _table(data, "defaults", problems)
+    queues_data = _table(data, "queues", problems)
+    if not queues_data and not problems:  # an unknown table is likely the misspelt [queues]
+        problems.append(f"queues: {path} defines no [queues.<name>] table")
     queues = {}
+    queue_credentials: dict[str, dict[str, Path]] = {}
     for name, section in queues_data.items():
         if not isinstance(section, dict):
-            raise ConfigurationError("must be a table", field=f"queues.{name}")
+            problems.append(f"queues.{name}: must be a table")
+            continue
+        section = dict(section)
+        own = section.pop("credentials", None)
+        if own is not None:
+            queue_credentials[name] = _credential_files(
+                path, own, f"queues.{name}.credentials", problems, file_wide=False
+            )
         merged = {**defaults, **section}
         if isinstance(merged.get("known_hosts"), str):
             merged["known_hosts"] = _beside(path, merged["known_hosts"])
-        queues[name] = parse_config(merged, where=f"queues.{name}")
+        try:
+            queues[name] = parse_config(merged, where=f"queues.{name}")
+        except ConfigurationError as exc:
+            problems += str(exc).splitlines()
+    credentials = _table(data, "credentials", problems)
+    files = _credential_files(path, credentials, "credentials", problems, file_wide=True)
+    reread = credentials.get("reread_after_s")
+    if problems:
+        if len(problems) == 1:
+            field, sep, message = problems[0].partition(": ")
+            raise ConfigurationError(message, field=field) if sep else ConfigurationError(field)
+        raise ConfigurationError("\n".join(problems))
+    return ConfigFile(
+        path=path,
+        queues=queues,
+        credential_files=files,
+        reread_after_s=float(reread) if reread is not None else None,
+        queue_credentials=queue_credentials,
+    )
+
+
+def _credential_files(
+    path: Path, table: object, where: str, problems: list[str], *, file_wide: bool
+) -> dict[str, Path]:
+    if not isinstance(table, dict):
+        problems.append(f"{where}: must be a table")
+        return {}
+    allowed = sorted(CREDENTIAL_KEYS if file_wide else _CREDENTIAL_KEYS)
     files: dict[str, Path] = {}
-    for key, value in _table(data, "credentials").items():
-        if key not in _CREDENTIAL_KEYS:
-            raise ConfigurationError(
-                f"unknown key; expected one of {sorted(_CREDENTIAL_KEYS)}",
-                field=f"credentials.{key}",
-            )
-        files[key] = _beside(path, str(value))
-    return ConfigFile(path=path, queues=queues, credential_files=files)
+    for key, value in table.items():
+        if key == "reread_after_s" and file_wide:
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                problems.append(f"{where}.{key}: must be a number of seconds > 0")
+        elif key not in _CREDENTIAL_KEYS or (key == "reread_after_s"):
+            problems.append(f"{where}.{key}: unknown key; expected one of {allowed}")
+        elif not isinstance(value, str) or not value:
+            problems.append(f"{where}.{key}: must be a path (a non-empty string)")
+        else:
+            files[key] = _beside(path, value)
+    return files
 
 
 def _beside(config_file: Path, value: str) -> Path:
@@ -189,8 +268,9 @@ def _beside(config_file: Path, value: str) -> Path:
     return (config_file.parent / Path(value).expanduser()).resolve()
 
 
-def _table(data: Mapping[str, Any], name: str) -> dict[str, Any]:
+def _table(data: Mapping[str, Any], name: str, problems: list[str]) -> dict[str, Any]:
     value = data.get(name, {})
     if not isinstance(value, dict):
-        raise ConfigurationError("must be a table", field=name)
+        problems.append(f"{name}: must be a table")
+        return {}
     return value

@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import tarfile
+import tomllib
 import uuid
 from pathlib import Path
 from typing import Any
@@ -158,10 +159,8 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "3.11",
             "--implementation",
             "cp",
-            "pydantic>=2.7,<3",
-            "anyio>=4.4,<5",
-            "asyncssh>=2.17,<3",
-            "tenacity>=8.5",
+            # pyproject.toml's own list, so a new dependency cannot be forgotten here
+            *tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"],
         ],
         check=True,
     )

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
+import shlex
+import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -45,7 +50,11 @@ def test_debug_ce_passes_on_every_partition(slurm_cluster: Cluster) -> None:
         assert re.search(rf"job {job_id}, started on worker\d+", probe["log"]), probe["log"]
         assert "exit code 0" in probe["log"]
         assert sleeper["status"] == "Aborted"
-    assert document["summary"][1] == "100% of the queues correctly submitted"
+    assert document["schema_version"] == 2
+    assert (
+        document["summary"][2]
+        == "- 100% of the queues correctly submitted a job. Issues with 0 queue(s):"
+    )
 
 
 def test_debug_ce_text_output_with_copies_and_keep(slurm_cluster: Cluster) -> None:
@@ -53,11 +62,41 @@ def test_debug_ce_text_output_with_copies_and_keep(slurm_cluster: Cluster) -> No
         str(slurm_cluster.client_config_path), "--queue", "second", "--copies", "2", "--keep"
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "100% of the queues returned the stamped output" in done.stdout
-    assert "purge: skipped on every queue" in done.stdout
+    assert (
+        "- 100% of the queues correctly fetched job output. Issues with 0 queue(s):" in done.stdout
+    )
+    assert "- no queue was asked to purged their jobs (skipped on every queue)." in done.stdout
     assert "[second] submitting 2 job(s)" in done.stdout  # plain progress: not a TTY
     assert done.stdout.count("     scheduler log (tail):") == 2  # one per probe copy
     assert "\x1b[" not in done.stdout
+    # --keep lists the jobs with the command that removes them; that command works.
+    command = shlex.split(done.stdout.split("remove them with:\n")[1].splitlines()[0])
+    assert command[0] == "intercede-debug-ce"
+    assert "--purge" in command
+    refs = command[command.index("--purge") + 1 :]
+    assert len(refs) == 3  # two probes and the kill target
+    removed = _run(*command[1:], timeout=120)
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert removed.stdout.count(": purged") == 3
+
+
+def test_check_connects_and_counts_every_queue_without_submitting(
+    slurm_cluster: Cluster,
+) -> None:
+    done = _run(str(slurm_cluster.client_config_path), "--check", timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == [f"- {q}" for q in slurm_cluster.queues]
+    for line in lines:
+        assert re.fullmatch(r"- \w+: running \d+, waiting \d+, queue UP", line), line
+
+
+def test_version_names_the_installed_version() -> None:
+    import intercede
+
+    done = _run("--version", timeout=60)
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"intercede-debug-ce {intercede.__version__}"
 
 
 def test_invalid_config_exits_2_without_traceback(tmp_path: Path) -> None:
@@ -65,7 +104,15 @@ def test_invalid_config_exits_2_without_traceback(tmp_path: Path) -> None:
     bad.write_text('[queues.main]\nkind = "batch"\ntransport = "ssh"\nwork_root = "/x"\n')
     done = _run(str(bad), timeout=60)
     assert done.returncode == 2
-    assert "intercede-debug-ce: error: invalid configuration: queues.main." in done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert lines[0] == "intercede-debug-ce: error: invalid configuration:"
+    # every problem at once, one per line, each naming its key
+    assert {line.strip().split(":")[0] for line in lines[1:]} == {
+        "queues.main.host",
+        "queues.main.user",
+        "queues.main.known_hosts",
+    }
     assert "Traceback" not in done.stdout + done.stderr
 
 
@@ -87,3 +134,176 @@ def test_unreachable_resource_exits_2_without_traceback(
     assert done.returncode == 2, done.stdout + done.stderr
     assert "intercede-debug-ce: error: queue main: ResourceUnavailableError" in done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def _job_ids(document: dict[str, object]) -> list[str]:
+    queues = document["queues"]
+    assert isinstance(queues, list)
+    return [job["ref"].split("/")[3].split("?")[0] for q in queues for job in q["jobs"]]
+
+
+def _live(cluster: Cluster, job_ids: list[str]) -> str:
+    """What squeue still shows of these jobs (pending or running)."""
+    _, out = cluster.ssh(f"squeue -h -r -t PD,R,CG -j {','.join(job_ids)} -o '%i %T' || true")
+    return out.strip()
+
+
+def test_one_ctrl_c_stops_cleans_up_and_reports_partially(
+    slurm_cluster: Cluster, tmp_path: Path
+) -> None:
+    """SIGINT while every queue waits for a long job: within 2 s each queue stops, then kills
+    and purges what it sent; the partial report is printed and the exit status is 130."""
+    script = tmp_path / "long.sh"
+    script.write_text('#!/bin/sh\necho "$DIRAC_PILOT_STAMP"\nsleep 600\n')
+    script.chmod(0o755)
+    proc = subprocess.Popen(
+        [str(CLI), str(slurm_cluster.client_config_path), "--json", "--script", str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(6)
+    assert proc.poll() is None
+    sent = time.monotonic()
+    sent_at = dt.datetime.now(dt.UTC)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=90)
+    took = time.monotonic() - sent
+    assert proc.returncode == 130, out + err
+    document = json.loads(out)
+    assert document["interrupted"] is True
+    assert document["exit_code"] == 130
+    for queue in document["queues"]:
+        assert queue["interrupted"] is True
+        assert queue["checks"]["status"]["message"] == "interrupted (Ctrl-C)"
+        assert queue["checks"]["purge"]["state"] == "passed", queue["checks"]["purge"]
+        stopped = dt.datetime.fromisoformat(queue["interrupted_at"])
+        assert (stopped - sent_at).total_seconds() < 2.0
+        assert [job["role"] for job in queue["jobs"]] == ["probe"]  # no second job
+    assert "interrupted: stopping every queue" in err
+    assert "Traceback" not in err
+    # Cancelled within 2 s; the cleanup (kill, settle, purge over SSH) takes the rest.
+    assert took < 30, took
+    assert _live(slurm_cluster, _job_ids(document)) == ""
+
+
+def test_a_probe_that_times_out_is_killed_and_purged(
+    slurm_cluster: Cluster, tmp_path: Path
+) -> None:
+    script = tmp_path / "long.sh"
+    script.write_text('#!/bin/sh\necho "$DIRAC_PILOT_STAMP"\nsleep 600\n')
+    script.chmod(0o755)
+    started = time.monotonic()
+    done = _run(
+        str(slurm_cluster.client_config_path),
+        "--queue",
+        "main",
+        "--script",
+        str(script),
+        "--timeout",
+        "8",
+        "--json",
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert time.monotonic() - started < 60  # one deadline for the queue, not one per wait
+    document = json.loads(done.stdout)
+    queue = document["queues"][0]
+    assert queue["checks"]["status"]["message"].startswith("not final after 8 s: ")
+    assert queue["checks"]["kill"]["message"] == "not reached: --timeout 8 s"
+    assert queue["checks"]["purge"] == {
+        "state": "passed",
+        "message": "1 job(s) purged (1 killed first)",
+    }
+    assert [job["left"] for job in queue["jobs"]] == [False]
+    assert _live(slurm_cluster, _job_ids(document)) == ""
+
+
+def test_a_second_ctrl_c_exits_at_once(slurm_cluster: Cluster, tmp_path: Path) -> None:
+    script = tmp_path / "long.sh"
+    script.write_text("#!/bin/sh\nsleep 600\n")
+    script.chmod(0o755)
+    proc = subprocess.Popen(
+        [
+            str(CLI),
+            str(slurm_cluster.client_config_path),
+            "--queue",
+            "main",
+            "--script",
+            str(script),
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(5)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 2
+    assert proc.returncode == 130
+    assert "interrupted again: exiting now" in err
+    # It left its probe behind (that is what a second Ctrl-C means): remove it here.
+    subprocess.run(
+        [str(CLI), str(slurm_cluster.client_config_path), "--check"], timeout=60, check=False
+    )
+    _, _ = slurm_cluster.ssh('scancel -u "$(id -un)" -n intercede --partition main || true')
+
+
+@pytest.fixture
+def partition_state(slurm_cluster: Cluster) -> Iterator[Callable[[str], None]]:
+    """Set partition ``second``'s state on the controller; restored to UP afterwards."""
+
+    def set_state(state: str) -> None:
+        code, out = slurm_cluster.exec(
+            "controller", ["scontrol", "update", "PartitionName=second", f"State={state}"]
+        )
+        assert code == 0, out
+
+    try:
+        yield set_state
+    finally:
+        set_state("UP")
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("state", ["DOWN", "DRAIN", "INACTIVE", "MISSING"])
+def test_a_partition_that_starts_no_jobs_fails_fast_saying_why(
+    slurm_cluster: Cluster, partition_state: Callable[[str], None], tmp_path: Path, state: str
+) -> None:
+    config = slurm_cluster.client_config_path
+    queue = "second"
+    if state == "MISSING":
+        config = tmp_path / "client.toml"
+        config.write_text(
+            slurm_cluster.client_config_path.read_text() + '\n[queues.nope]\nqueue = "nope"\n'
+        )
+        queue = "nope"
+    else:
+        partition_state(state)
+    started = time.monotonic()
+    done = _run(str(config), "--queue", queue, "--json", timeout=120)
+    took = time.monotonic() - started
+    assert took < 30, took
+    assert done.returncode == 1, done.stdout + done.stderr
+    checks = json.loads(done.stdout)["queues"][0]["checks"]
+    jobs = json.loads(done.stdout)["queues"][0]["jobs"]
+    assert checks["load"] == {
+        "state": "failed",
+        "message": f"the queue is {state}: running 0, waiting 0",
+    }
+    assert checks["kill"]["state"] == "failed"
+    assert len(jobs) <= 1  # no second job
+    if state == "DOWN":
+        assert checks["status"]["message"] == (
+            "the scheduler will not start it: Waiting (PartitionDown) in second, which is DOWN"
+        )
+        assert checks["purge"]["message"] == "1 job(s) purged (1 killed first)"
+        assert _live(slurm_cluster, _job_ids(json.loads(done.stdout))) == ""
+    else:
+        assert jobs == []
+        assert checks["submit"]["state"] == "failed"
+        assert "partition" in checks["submit"]["message"].lower()  # sbatch's own words

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import logging
 import re
+import shlex
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,8 +19,8 @@ import pytest
 
 from intercede import sync
 from intercede._cli import debug_ce
-from intercede._cli._poll import wait_for
 from intercede._cli._progress import LineProgress, LiveProgress, SilentProgress, make_progress
+from intercede._cli._queue_check import Options
 from intercede._cli._report import (
     CheckState,
     QueueReport,
@@ -27,6 +31,7 @@ from intercede._cli._report import (
 from intercede.errors import ResourceUnavailableError
 from intercede.models import (
     CopyVars,
+    Explanation,
     JobHandle,
     JobID,
     JobOutput,
@@ -191,9 +196,9 @@ def test_every_check_passes_on_a_working_ce(config_file: Path) -> None:
     backends = {"main": _Full(), "second": _Full()}
     code, out, err = _run([str(config_file), "--timeout", "10"], backends)
     assert code == 0, out + err
-    assert "100% of the queues correctly submitted" in out
-    assert "100% of the queues killed a running job" in out
-    assert "issues with" not in out
+    assert "- 100% of the queues correctly submitted a job. Issues with 0 queue(s):" in out
+    assert "- 100% of the queues correctly killed a running job. Issues with 0 queue(s):" in out
+    assert "\n  - " not in out  # no per-queue issue line
     assert err == ""
     for backend in backends.values():
         # Probe and sleeper purged, sleeper killed, facade closed (the async aclose ran).
@@ -209,6 +214,9 @@ def test_json_is_one_document_with_stamps_and_checks(config_file: Path) -> None:
     assert code == 0
     assert document["ok"] is True
     assert document["exit_code"] == 0
+    assert document["schema_version"] == 2
+    assert document["started_at"] <= document["finished_at"]
+    assert [j["role"] for j in document["queues"][0]["jobs"]] == ["probe"] * 3 + ["kill-target"]
     assert [q["queue"] for q in document["queues"]] == ["main", "second"]
     main = document["queues"][0]
     assert set(main["checks"]) == {"load", "submit", "status", "output", "kill", "purge"}
@@ -224,12 +232,25 @@ def test_json_is_one_document_with_stamps_and_checks(config_file: Path) -> None:
     assert [c.environment["DIRAC_PILOT_STAMP"] for c in copies] == stamps[:3]
 
 
-def test_failed_job_names_the_queue_in_the_summary(config_file: Path) -> None:
+def test_a_failed_payload_is_a_retrieved_status_reported_apart(config_file: Path) -> None:
+    """DIRAC's semantics: Done or Failed retrieved = the status check passed; the payload's own
+    result is reported separately."""
     backends = {"main": _Full(), "second": _Full(final=JobStatus.FAILED)}
     code, out, _ = _run([str(config_file)], backends)
+    assert code == 0, out
+    assert "- 100% of the queues correctly retrieved job status. Issues with 0 queue(s):" in out
+    assert "status  passed   1 job(s) final: 1 Failed" in out
+    assert "probe, stamp" in out
+    assert "status Failed, payload failed" in out
+    assert "status Done, payload succeeded" in out
+
+
+def test_an_aborted_probe_fails_with_a_reason_line_in_diracs_format(config_file: Path) -> None:
+    backends = {"main": _Full(), "second": _Full(final=JobStatus.ABORTED)}
+    code, out, _ = _run([str(config_file)], backends)
     assert code == 1
-    assert "50% of the queues ran their jobs to Done; issues with 1 queue(s): second" in out
-    assert "finished but not Done: 1_0: Failed" in out
+    assert "- 50% of the queues correctly retrieved job status. Issues with 1 queue(s):\n" in out
+    assert "  - second: aborted by the resource: 1_0: Aborted\n" in out
 
 
 def test_missing_stamp_fails_the_output_check(config_file: Path) -> None:
@@ -268,8 +289,53 @@ def test_invalid_config_exits_2_naming_the_problem(
     assert code == 2
     assert expected in err
     assert "invalid configuration" in err
-    assert json.loads(out)["error"].startswith("invalid configuration")
+    assert expected in json.loads(out)["error"]
     assert "Traceback" not in err
+
+
+def test_every_config_problem_is_printed_once_one_per_line_naming_its_key(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        '[defaults]\nkind = "batch"\ntransport = "ssh"\nuser = "u"\nknown_hosts = "kh"\n'
+        '[queues.main]\nwork_root = "relative"\nhostnme = "typo"\n'
+        '[queues.other]\nhost = "h"\nwork_root = "/w"\nport = 0\n'
+        "[credentials]\nssh_key = 'k'\nreread_after_s = -1\n"
+    )
+    code, out, err = _run([str(path)], {})
+    assert code == 2
+    assert out == ""  # not printed twice: stderr only
+    lines = err.splitlines()
+    assert lines[0] == "intercede-debug-ce: error: invalid configuration:"
+    problems = [line.strip() for line in lines[1:]]
+    keys = [p.split(":")[0] for p in problems]
+    assert "queues.main.hostnme" in keys  # the typo is not hidden behind another error
+    assert "queues.main.host" in keys
+    assert "queues.main.work_root" in keys
+    assert "queues.other.port" in keys
+    assert "credentials.ssh_key" in keys
+    assert "credentials.reread_after_s" in keys
+    assert not any("Value error" in p for p in problems)
+    assert len(problems) == len(set(problems))
+
+
+def test_check_connects_and_counts_without_submitting(config_file: Path) -> None:
+    backends = {"main": _Full(), "second": _Full()}
+    code, out, err = _run([str(config_file), "--check"], backends)
+    assert code == 0, err
+    assert out.splitlines() == [
+        "- main: running 1, waiting 2, queue state unknown",
+        "- second: running 1, waiting 2, queue state unknown",
+    ]
+    assert all(not b.submits for b in backends.values())
+
+
+def test_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    import intercede
+
+    with pytest.raises(SystemExit) as exc:
+        debug_ce.build_parser().parse_args(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"intercede-debug-ce {intercede.__version__}"
 
 
 def test_unknown_queue_and_missing_script_are_configuration_errors(config_file: Path) -> None:
@@ -282,12 +348,22 @@ def test_unknown_queue_and_missing_script_are_configuration_errors(config_file: 
     assert "--script: no such file" in err
 
 
-def test_keep_skips_purge(config_file: Path) -> None:
+def test_keep_leaves_the_jobs_and_prints_the_command_removing_them(config_file: Path) -> None:
     backend = _Full()
     code, out, _ = _run([str(config_file), "--queue", "main", "--keep"], {"main": backend})
     assert code == 0
     assert backend.purged == []
-    assert "purge: skipped on every queue" in out
+    assert "- no queue was asked to purged their jobs (skipped on every queue)." in out
+    assert "2 job(s) left on the resource; remove them with:" in out
+    command = shlex.split(out.split("remove them with:\n")[1].splitlines()[0])
+    assert command[:5] == ["intercede-debug-ce", str(config_file), "--queue", "main", "--purge"]
+    refs = command[5:]
+    assert [JobHandle.parse(r).id for r in refs] == ["1_0", "2_0"]
+    # ... and that command does remove them.
+    code, out, _ = _run(command[1:], {"main": backend})
+    assert code == 0
+    assert out.splitlines() == ["- 1_0: purged", "- 2_0: purged"]
+    assert backend.purged == ["1_0", "2_0"]
 
 
 def test_minimal_backend_skips_optional_checks(config_file: Path) -> None:
@@ -309,10 +385,18 @@ def test_jobs_never_finishing_fail_after_the_timeout(config_file: Path) -> None:
         [str(config_file), "--queue", "main", "--timeout", "0.3", "--json"],
         {"main": _Full(final=None)},
     )
-    status = json.loads(out)["queues"][0]["checks"]["status"]
+    queue = json.loads(out)["queues"][0]
+    status = queue["checks"]["status"]
     assert code == 1
     assert status["state"] == "failed"
     assert status["message"].startswith("not final after 0.3 s: 1_0: Running")
+    # One deadline per queue: no kill target is sent after it ran out, and the timed-out
+    # probe is killed, then purged.
+    assert queue["checks"]["kill"]["message"] == "not reached: --timeout 0.3 s"
+    assert queue["checks"]["purge"] == {
+        "state": "passed",
+        "message": "1 job(s) purged (1 killed first)",
+    }
 
 
 def test_custom_script_is_what_gets_submitted(config_file: Path, tmp_path: Path) -> None:
@@ -342,28 +426,45 @@ def test_duplicate_queue_names_across_files_are_qualified(
     assert labels == [f"{config_file}:main", f"{other}:main"]
 
 
-def test_summary_lines_count_skips_apart() -> None:
-    ok, bad, kept = QueueReport("a", "f"), QueueReport("b", "f"), QueueReport("c", "f")
+def test_summary_lines_are_diracs_with_a_reason_line_per_queue() -> None:
+    ok, bad, kept = (QueueReport(queue=n, config="f") for n in "abc")
     for q in (ok, bad, kept):
         q.record("submit", CheckState.PASSED, "")
-    bad.record("purge", CheckState.FAILED, "gone")
+    bad.record("purge", CheckState.FAILED, "gone\nfor good")
     ok.record("purge", CheckState.PASSED, "")
     kept.record("purge", CheckState.SKIPPED, "--keep")
     lines = summary_lines([ok, bad, kept])
-    assert "100% of the queues correctly submitted" in lines
-    assert "50% of the queues purged their jobs; issues with 1 queue(s): b (1 skipped)" in lines
+    at = lines.index("- 100% of the queues correctly submitted a job. Issues with 0 queue(s):")
+    assert lines[at + 1] == ""
+    at = lines.index("- 50% of the queues correctly purged their jobs. Issues with 1 queue(s):")
+    assert lines[at + 1 : at + 3] == ["  - b: gone for good", ""]
     # A check never recorded on a queue counts as an issue there.
-    assert "0% of the queues reported their load; issues with 3 queue(s): a, b, c" in lines
+    at = lines.index("- 0% of the queues correctly reported CE status. Issues with 3 queue(s):")
+    assert lines[at + 1 : at + 4] == ["  - a: not run", "  - b: not run", "  - c: not run"]
 
 
 def test_run_report_exit_codes() -> None:
-    failed = QueueReport("a", "f")
+    failed = QueueReport(queue="a", config="f")
     failed.record("submit", CheckState.FAILED, "refused")
-    unreachable = QueueReport("b", "f", error="ResourceUnavailableError: down")
-    assert RunReport([QueueReport("ok", "f")]).exit_code == 0
-    assert RunReport([failed]).exit_code == 1
-    assert RunReport([failed, unreachable]).exit_code == 2
-    assert json.loads(render_json(RunReport([], error="bad")))["summary"] == []
+    unreachable = QueueReport(queue="b", config="f", error="ResourceUnavailableError: down")
+    assert RunReport(queues=[QueueReport(queue="ok", config="f")]).exit_code == 0
+    assert RunReport(queues=[failed]).exit_code == 1
+    assert RunReport(queues=[failed, unreachable]).exit_code == 2
+    assert RunReport(queues=[failed], interrupted=True).exit_code == 130
+    assert json.loads(render_json(RunReport(error="bad")))["summary"] == []
+
+
+def test_the_json_document_matches_its_published_schema() -> None:
+    from intercede._cli._report import report_schema
+
+    schema = report_schema()
+    published = Path(__file__).parents[2] / "docs" / "reference" / "debug-ce-report.schema.json"
+    assert json.loads(published.read_text()) == schema
+    queue = QueueReport(queue="a", config="f")
+    queue.record("load", CheckState.PASSED, "running 0, waiting 0")
+    document = RunReport(queues=[queue]).document()
+    assert set(document) <= set(schema["properties"])
+    assert set(document["queues"][0]) <= set(schema["$defs"]["QueueReport"]["properties"])
 
 
 class _Tty(io.StringIO):
@@ -371,59 +472,107 @@ class _Tty(io.StringIO):
         return True
 
 
-def test_progress_is_live_only_on_a_terminal() -> None:
+def test_progress_is_live_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TERM", "xterm")
     tty = _Tty()
     live = make_progress(tty, ["main", "second"], json_mode=False)
     assert isinstance(live, LiveProgress)
-    live.update("main", "submitting")
+    live.update("main", "submitting\nwith a newline that must not break the table")
     live.update("second", "polling")
     live.finish()
     text = tty.getvalue()
-    assert "\x1b[2F" in text  # redrawn in place over the two queue lines
-    assert "main    submitting" in text
-    assert "second  polling" in text
+    assert "submitting with a newline" in text
+    assert "polling" in text
 
     plain = io.StringIO()
     lines = make_progress(plain, ["main"], json_mode=False)
     assert isinstance(lines, LineProgress)
-    lines.update("main", "submitting")
-    assert plain.getvalue() == "[main] submitting\n"
+    lines.update("main", "submitting\nnow")
+    assert plain.getvalue() == "[main] submitting now\n"
     assert isinstance(make_progress(_Tty(), ["main"], json_mode=True), SilentProgress)
+    monkeypatch.setenv("TERM", "dumb")
+    assert isinstance(make_progress(_Tty(), ["main"], json_mode=False), LineProgress)
 
 
-def test_wait_for_returns_last_answer_when_time_runs_out() -> None:
-    naps: list[float] = []
-    answers = iter([{"1": JobStatus.WAITING}] * 50)
+class _Stuck(_Full):
+    """A queue whose partition is DOWN: jobs stay Waiting and ``explain`` says why."""
 
-    def nap(seconds: float) -> None:
-        naps.append(seconds)
-        time.sleep(seconds)
+    async def get_status(self, handles: Sequence[JobHandle]) -> Mapping[JobID, JobStatus]:
+        return {
+            h.id: JobStatus.ABORTED if h.id in self.killed else JobStatus.WAITING for h in handles
+        }
 
-    last, done = wait_for(
-        lambda: next(answers),
-        lambda s: all(x.is_final for x in s.values()),
-        timeout_s=0.05,
-        cap_s=0.01,
-        first_s=0.01,
-        sleep=nap,
+    async def explain(
+        self, handles: Sequence[JobHandle]
+    ) -> Mapping[JobID, Explanation | OpOutcome]:
+        return {
+            h.id: Explanation(
+                status=JobStatus.WAITING,
+                reason="PartitionDown",
+                queue="main",
+                queue_state="DOWN",
+                blocked=True,
+            )
+            for h in handles
+        }
+
+    async def counts(self) -> LoadCounts:
+        return LoadCounts(running=0, waiting=1, queue_state="DOWN")
+
+
+def test_a_blocked_queue_fails_at_once_with_the_schedulers_words(config_file: Path) -> None:
+    backend = _Stuck()
+    targets = debug_ce.select_queues([config_file], ["main"])
+    started = time.monotonic()
+    report = debug_ce.run(
+        targets,
+        Options(timeout_s=60, explain_every_s=0.2),
+        factory=lambda c, k: sync.wrap(backend),
+        stream=io.StringIO(),
     )
-    assert not done
-    assert last == {"1": JobStatus.WAITING}
-    assert naps
-    assert max(naps) <= 0.01
+    assert time.monotonic() - started < 5
+    queue = report.queues[0]
+    assert queue.checks["load"].message == "the queue is DOWN: running 0, waiting 1"
+    assert queue.checks["status"].message == (
+        "the scheduler will not start it: Waiting (PartitionDown) in main, which is DOWN"
+    )
+    assert queue.checks["kill"].message == "not reached: the queue starts no jobs"
+    assert len(backend.submits) == 1  # no second job
+    assert backend.killed == ["1_0"]
+    assert backend.purged == ["1_0"]
+    assert queue.jobs[0].reason == "Waiting (PartitionDown) in main, which is DOWN"
 
 
-def test_wait_for_does_not_retry_whole_resource_errors() -> None:
-    calls = 0
+def test_an_interrupt_stops_every_queue_cleans_up_and_reports(config_file: Path) -> None:
+    backends = {"main": _Full(final=None), "second": _Full(final=None)}
+    targets = debug_ce.select_queues([config_file], [])
+    interrupt = threading.Event()
+    stopped_at: list[float] = []
 
-    def poll() -> Mapping[JobID, JobStatus]:
-        nonlocal calls
-        calls += 1
-        raise ResourceUnavailableError("down")
+    def press() -> None:
+        time.sleep(0.5)
+        stopped_at.append(time.monotonic())
+        interrupt.set()
 
-    with pytest.raises(ResourceUnavailableError):
-        wait_for(poll, lambda s: True, timeout_s=5)
-    assert calls == 1
+    threading.Thread(target=press).start()
+    report = debug_ce.run(
+        targets,
+        Options(timeout_s=600),
+        factory=lambda c, k: sync.wrap(backends[c.queue]),
+        stream=io.StringIO(),
+        interrupt=interrupt,
+    )
+    assert time.monotonic() - stopped_at[0] < 2.0
+    assert report.interrupted
+    assert report.exit_code == 130
+    for queue in report.queues:
+        assert queue.interrupted
+        assert queue.checks["status"].message == "interrupted (Ctrl-C)"
+        assert queue.checks["purge"].state is CheckState.PASSED
+    for backend in backends.values():
+        assert backend.killed == ["1_0"]
+        assert backend.purged == ["1_0"]
+    assert "(interrupted: partial report)" in debug_ce.render_text(report)
 
 
 def test_an_unexpected_error_fails_that_queue_only_without_traceback(config_file: Path) -> None:
@@ -436,8 +585,9 @@ def test_an_unexpected_error_fails_that_queue_only_without_traceback(config_file
     assert "error: unexpected KeyError: \"squeue column 'ST' missing\"" in out
     assert "status  failed   unexpected KeyError" in out
     assert "output  failed   not reached: status failed" in out
-    assert "100% of the queues reported their load" in out  # load ran before the crash
-    assert "50% of the queues ran their jobs to Done; issues with 1 queue(s): second" in out
+    assert "- 100% of the queues correctly reported CE status." in out  # load ran first
+    assert "- 50% of the queues correctly retrieved job status. Issues with 1 queue(s):" in out
+    assert "  - second: unexpected KeyError" in out
     assert "queue second: unexpected KeyError" in err
     assert "rerun with --debug" in err
     assert "Traceback" not in out + err
@@ -510,3 +660,88 @@ def test_the_stamp_is_found_past_the_shown_head_but_not_past_the_bound(
     assert code == 1
     assert output["state"] == "failed"
     assert "searched the first 1024 KiB" in output["message"]
+
+
+def test_verbose_logs_intercede_but_keeps_asyncssh_quiet_unless_named() -> None:
+    names = ("intercede", "asyncssh")
+    saved = {n: (logging.getLogger(n).level, list(logging.getLogger(n).handlers)) for n in names}
+    try:
+        stream = io.StringIO()
+        debug_ce.configure_logging(2, [], stream)
+        assert logging.getLogger("intercede").level == logging.DEBUG
+        assert logging.getLogger("asyncssh").level == logging.WARNING
+        logging.getLogger("intercede.batch").debug("get_status on x: ok")
+        logging.getLogger("asyncssh").info("Command: sh -c 'a whole script'")
+        assert "get_status on x: ok" in stream.getvalue()
+        assert "a whole script" not in stream.getvalue()
+        debug_ce.configure_logging(0, [debug_ce._log_level("asyncssh=INFO")], stream)
+        logging.getLogger("asyncssh").info("now asked for")
+        assert "now asked for" in stream.getvalue()
+    finally:
+        for name, (level, handlers) in saved.items():
+            logging.getLogger(name).setLevel(level)
+            logging.getLogger(name).handlers[:] = handlers
+
+
+def test_log_level_names_the_bad_level() -> None:
+    with pytest.raises(SystemExit):
+        debug_ce.build_parser().parse_args(["c.toml", "--log-level", "LOUD"])
+
+
+class _SlowSubmit(_Full):
+    """A submit that takes a while: Ctrl-C arrives while it runs."""
+
+    async def submit(
+        self, spec: SubmissionSpec, copies: int | Sequence[CopyVars] = 1
+    ) -> Submission:
+        await asyncio.sleep(1.0)
+        return await super().submit(spec, copies)
+
+
+def test_a_submit_in_flight_is_not_interrupted_so_its_jobs_are_cleaned_up(
+    config_file: Path,
+) -> None:
+    backend = _SlowSubmit(final=None)
+    interrupt = threading.Event()
+    threading.Timer(0.4, interrupt.set).start()
+    report = debug_ce.run(
+        debug_ce.select_queues([config_file], ["main"]),
+        Options(timeout_s=600),
+        factory=lambda c, k: sync.wrap(backend),
+        stream=io.StringIO(),
+        interrupt=interrupt,
+    )
+    assert report.exit_code == 130
+    assert len(backend.submits) == 1  # the submit finished ...
+    assert backend.purged == ["1_0"]  # ... so its job was known, killed and purged
+    assert report.queues[0].checks["submit"].state is CheckState.PASSED
+
+
+def test_no_color_and_a_terminal_still_get_the_table_without_colour(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setenv("NO_COLOR", "1")
+    tty = _Tty()
+    live = make_progress(tty, ["main"], json_mode=False)
+    assert isinstance(live, LiveProgress)
+    live.update("main", "polling")
+    live.finish()
+    assert "polling" in tty.getvalue()
+    assert not re.search(r"\x1b\[[0-9;]*3[0-9]m", tty.getvalue())  # no foreground colour
+
+
+def test_more_queues_than_terminal_rows_are_cropped_while_live(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TERM", "xterm")
+    monkeypatch.setenv("LINES", "10")
+    tty = _Tty()
+    live = make_progress(tty, [f"q{i:02d}" for i in range(60)], json_mode=False)
+    assert isinstance(live, LiveProgress)
+    live._live.refresh()
+    frame = tty.getvalue()
+    live.finish()
+    assert frame.count("\n") < 10  # never taller than the terminal
+    assert "..." in frame  # says rows are hidden
+    assert "q00" in frame

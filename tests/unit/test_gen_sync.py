@@ -283,3 +283,46 @@ def test_generation_without_ruff_fails_clearly(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(sys, "executable", str(ROOT / "no-such-python"))
     with pytest.raises(gen_sync.GenerationError, match="cannot run ruff check"):
         gen_sync.generate(gen_sync.DEFAULT_INPUT.read_text())
+
+
+HELPERS = '''
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from .models import JobHandle, JobStatus
+from .protocols import StatusReporter
+
+__all__ = ["settle"]
+
+
+async def settle(
+    backend: StatusReporter, handles: Sequence[JobHandle], *, limit: float = 1.0
+) -> JobStatus:
+    """Settle."""
+    ...
+
+
+async def _private(backend: StatusReporter) -> None: ...
+'''
+
+
+def test_helpers_get_a_blocking_twin_running_on_the_facade() -> None:
+    text = gen_sync.generate(gen_sync.DEFAULT_INPUT.read_text(), "protocols.py", HELPERS)
+    tree = ast.parse(text)
+    twin = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "settle")
+    assert ast.unparse(twin.args) == (
+        "backend: StatusReporter, handles: Sequence[JobHandle], *, limit: float=1.0"
+    )
+    assert "run_helper(" in ast.unparse(twin)
+    assert "_helpers.settle(async_backend, handles, limit=limit)" in ast.unparse(twin)
+    assert "_private" not in text  # only what __all__ exports
+    assert "import logging" not in text  # only the imports the signatures need
+    assert '"settle"' in text.split("__all__ = [", 1)[1].split("]", 1)[0]
+
+
+def test_a_helper_whose_first_parameter_is_no_protocol_is_refused() -> None:
+    bad = HELPERS.replace("backend: StatusReporter, handles", "backend: object, handles")
+    with pytest.raises(gen_sync.GenerationError, match="settle: the first parameter must be"):
+        gen_sync.generate(gen_sync.DEFAULT_INPUT.read_text(), "protocols.py", bad)

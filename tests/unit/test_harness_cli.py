@@ -21,12 +21,24 @@ JUSTFILE_CALLS = [
     ["ssh"],
     ["engine"],
     ["pins"],
+    ["config-path"],
 ]
 
 
 def test_every_command_is_in_the_one_table_and_loads() -> None:
     names = [c.name for c in COMMANDS]
-    assert names == ["engine", "up", "down", "status", "logs", "ssh", "e2e", "regress", "pins"]
+    assert names == [
+        "engine",
+        "up",
+        "down",
+        "status",
+        "logs",
+        "ssh",
+        "config-path",
+        "e2e",
+        "regress",
+        "pins",
+    ]
     for cmd in COMMANDS:
         configure, run = cmd.load()
         assert callable(configure), cmd.name
@@ -132,3 +144,24 @@ def test_every_harness_module_declares_all() -> None:
         module = importlib.import_module(f"harness.{name}")
         assert isinstance(module.__all__, list)
         assert all(hasattr(module, item) for item in module.__all__), name
+
+
+def test_config_path_prints_the_stacks_client_config_or_says_why_not(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import uuid
+
+    from harness.config import state_dir
+
+    name = f"cfgpath{uuid.uuid4().hex[:8]}"
+    assert main(["config-path", "--name", name]) == 1
+    assert "bring the stack up first" in capsys.readouterr().err
+    directory = state_dir(name)
+    directory.mkdir(parents=True)
+    try:
+        (directory / "client.toml").write_text("[queues.main]\n")
+        assert main(["config-path", "--name", name]) == 0
+        assert capsys.readouterr().out.strip() == str(directory / "client.toml")
+    finally:
+        (directory / "client.toml").unlink()
+        directory.rmdir()

@@ -447,3 +447,39 @@ async def test_every_credentials_key_reaches_the_provider(tmp_path: Path) -> Non
     password = found.get(SSHPassword)
     assert password is not None
     assert password.value.get_secret_value() == "pw"
+
+
+def test_queues_with_their_own_credentials_share_one_file(tmp_path: Path) -> None:
+    path = tmp_path / "queues.toml"
+    path.write_text(
+        '[defaults]\nkind = "batch"\ntransport = "local"\nwork_root = "/w"\n'
+        '[queues.main]\nqueue = "main"\n'
+        '[queues.other]\nqueue = "other"\n'
+        '[queues.other.credentials]\nssh_key_file = "other_key"\n'
+        '[credentials]\nssh_key_file = "main_key"\nproxy_file = "proxy.pem"\n'
+        "reread_after_s = 30\n"
+    )
+    loaded = load_config(path)
+    assert loaded.reread_after_s == 30
+    assert loaded.queue_credentials == {"other": {"ssh_key_file": tmp_path / "other_key"}}
+    main, other = loaded.credentials_for("main"), loaded.credentials_for("other")
+    assert main._ssh_key_file == tmp_path / "main_key"
+    assert other._ssh_key_file == tmp_path / "other_key"
+    assert other._proxy_file == tmp_path / "proxy.pem"  # the rest comes from [credentials]
+    assert other._reread_after.total_seconds() == 30
+    with pytest.raises(ConfigurationError, match="no queue 'nope'"):
+        loaded.credentials_for("nope")
+
+
+def test_every_credentials_key_is_documented_with_its_format() -> None:
+    from intercede.registry import CREDENTIAL_KEYS
+
+    assert set(CREDENTIAL_KEYS) == {
+        "ssh_key_file",
+        "ssh_key_passphrase_file",
+        "ssh_password_file",
+        "token_file",
+        "proxy_file",
+        "reread_after_s",
+    }
+    assert all(len(text) > 20 for text in CREDENTIAL_KEYS.values())

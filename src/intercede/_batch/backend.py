@@ -18,6 +18,7 @@ import logging
 import os
 import shlex
 import tarfile
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -42,6 +43,7 @@ from ..errors import (
 from ..models import (
     CopyVars,
     Diagnostics,
+    Explanation,
     JobHandle,
     JobID,
     JobOutput,
@@ -53,6 +55,7 @@ from ..models import (
 )
 from ..protocols import (
     Diagnosable,
+    Explainer,
     JobBackend,
     Killable,
     LoadReporter,
@@ -136,6 +139,14 @@ class BatchBackend:
         ``refresh`` says the resource rejected it (a rotated key, a renewed token)."""
         margin = dt.timedelta(seconds=self._config.credential_refresh_margin_s)
         if refresh or self._credentials is None or self._credentials.expires_within(margin):
+            why = (
+                "the resource rejected the held set"
+                if refresh
+                else "none held yet"
+                if self._credentials is None
+                else "the held set is about to expire"
+            )
+            _log.debug("pulling credentials for %s: %s", self._requirements.resource, why)
             try:
                 fresh = await self._provider.get(self._requirements)
             except InterCEdeError:
@@ -160,18 +171,39 @@ class BatchBackend:
             await self.credentials()
 
     @contextmanager
-    def _deadline(self, what: str, *, transfer: bool = False) -> Iterator[None]:
-        """One limit for the whole operation, whatever it waits for."""
+    def _deadline(
+        self, what: str, *, transfer: bool = False, jobs: int | None = None
+    ) -> Iterator[None]:
+        """One limit for the whole operation, whatever it waits for; each operation is logged
+        at DEBUG on ``intercede.batch`` (what, how many jobs, duration, round trips, outcome),
+        never with arguments that could hold a secret."""
         limit = self._config.transfer_timeout_s if transfer else self._config.command_timeout_s
+        started, trips = time.monotonic(), self._transport.round_trips
+        outcome = "ok"
         try:
             with anyio.fail_after(limit):
                 yield
         except OperationTimeoutError:
+            outcome = "timed out"
             raise
         except TimeoutError:
+            outcome = f"timed out after {limit:g} s"
             raise OperationTimeoutError(
                 f"{what} on {self._transport.resource} did not finish within {limit:g} s"
             ) from None
+        except BaseException as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            _log.debug(
+                "%s on %s: %s%s in %.3f s, %d round trip(s)",
+                what,
+                self._transport.resource,
+                outcome,
+                "" if jobs is None else f", {jobs} job(s)",
+                time.monotonic() - started,
+                self._transport.round_trips - trips,
+            )
 
     async def _run(
         self,
@@ -221,7 +253,7 @@ class BatchBackend:
         """
         batch = uuid.uuid4().hex
         try:
-            with self._deadline("submit", transfer=True):
+            with self._deadline("submit", transfer=True, jobs=_count(copies)):
                 return await self._submit(spec, copies, batch)
         except SubmitTimeoutError:
             raise
@@ -264,6 +296,14 @@ class BatchBackend:
             )
         if reply.max_array_size is not None:
             self._scheduler.max_array_size = reply.max_array_size
+        _log.debug(
+            "batch %s: %d copies in %d array chunk(s) (MaxArraySize %s): %s",
+            batch,
+            len(variants),
+            len(reply.chunks),
+            self._scheduler.max_array_size,
+            ", ".join(f"{first}+{size}={array}" for first, size, array in reply.chunks),
+        )
         if not reply.chunks:
             raise _submit_error(rc, reply.error or err, self._config.work_root, batch)
         handles: dict[int, JobHandle] = {}
@@ -309,7 +349,7 @@ class BatchBackend:
         like a queue of forgotten jobs). A job neither command knows (no accounting, or
         ``MinJobAge`` passed) is Done or Failed by the exit code its log records.
         """
-        with self._deadline("get_status"):
+        with self._deadline("get_status", jobs=len(handles)):
             await self._begin()
             jobs, bad = self._locate(handles)
             result: dict[JobID, JobStatus] = dict.fromkeys(bad, JobStatus.UNKNOWN)
@@ -325,7 +365,7 @@ class BatchBackend:
     async def kill(self, handles: Sequence[JobHandle]) -> Mapping[JobID, OpOutcome]:
         """One command: status, one ``scancel`` (ranges per array) of the arrays squeue shows
         with our user and ``job_name``, status again."""
-        with self._deadline("kill"):
+        with self._deadline("kill", jobs=len(handles)):
             await self._begin()
             jobs, bad = self._locate(handles)
             result: dict[JobID, OpOutcome] = {
@@ -368,7 +408,7 @@ class BatchBackend:
         """A listing, then one tar of exactly the selected files unpacked as it streams;
         limits checked before any transfer and again while unpacking, and every planned file
         must arrive whole. Both round trips share one ``transfer_timeout_s`` deadline."""
-        with self._deadline("get_output", transfer=True):
+        with self._deadline("get_output", transfer=True, jobs=len(handles)):
             await self._begin()
             jobs, bad = self._locate(handles)
             result: dict[JobID, JobOutput | OpOutcome] = {
@@ -436,7 +476,7 @@ class BatchBackend:
     async def purge(self, handles: Sequence[JobHandle]) -> Mapping[JobID, OpOutcome]:
         """Remove job directories (secrets included) and logs; a live job is left alone, and
         so is a directory whose batch records another Slurm id for that copy."""
-        with self._deadline("purge"):
+        with self._deadline("purge", jobs=len(handles)):
             await self._begin()
             jobs, bad = self._locate(handles)
             result: dict[JobID, OpOutcome] = {
@@ -496,7 +536,7 @@ class BatchBackend:
                 f"{', '.join(DIAGNOSTIC_STREAMS)}",
                 field="name",
             )
-        with self._deadline("get_diagnostics"):
+        with self._deadline("get_diagnostics", jobs=len(handles)):
             await self._begin()
             jobs, bad = self._locate(handles)
             result: dict[JobID, Diagnostics | OpOutcome] = {
@@ -553,7 +593,36 @@ class BatchBackend:
             if rc != 0:
                 raise ResourceUnavailableError(f"squeue failed: {_clip(err)}")
             running, waiting = slurm.parse_counts(out)
-            return LoadCounts(running=running, waiting=waiting)
+            return LoadCounts(
+                running=running, waiting=waiting, queue_state=slurm.parse_queue_state(out)
+            )
+
+    # --- explain -----------------------------------------------------------------------------
+
+    async def explain(
+        self, handles: Sequence[JobHandle]
+    ) -> Mapping[JobID, Explanation | OpOutcome]:
+        """One command: squeue's state, pending reason and partition of each job, and the state
+        of every partition; a job squeue no longer shows gets an ``OpOutcome``."""
+        with self._deadline("explain", jobs=len(handles)):
+            await self._begin()
+            jobs, bad = self._locate(handles)
+            result: dict[JobID, Explanation | OpOutcome] = {
+                job_id: OpOutcome(ok=False, reason=reason) for job_id, reason in bad.items()
+            }
+            if not jobs:
+                return result
+            rc, out, err = await self._run(
+                slurm.explain_script(), stdin="".join(f"{j.job_id}\n" for j in jobs).encode()
+            )
+            if rc != 0 or "@@end" not in out:
+                raise ResourceUnavailableError(f"explain failed: {_clip(err)}")
+            found = slurm.parse_explain(out, [job.job_id for job in jobs])
+            for job in jobs:
+                result[job.job_id] = found.get(job.job_id) or OpOutcome(
+                    ok=False, reason="Slurm's queue no longer shows this job"
+                )
+            return result
 
 
 def _requirements(
@@ -579,6 +648,10 @@ def _copies(copies: int | Sequence[CopyVars]) -> list[CopyVars]:
                 f"must be CopyVars, got {type(variant).__name__}", field=f"copies[{i}]"
             )
     return variants
+
+
+def _count(copies: int | Sequence[CopyVars]) -> int:
+    return copies if isinstance(copies, int) else len(copies)
 
 
 def _clip(text: str, limit: int = 2000) -> str:
@@ -694,3 +767,4 @@ _kill: type[Killable] = BatchBackend
 _purge: type[Purgeable] = BatchBackend
 _diagnose: type[Diagnosable] = BatchBackend
 _load: type[LoadReporter] = BatchBackend
+_explain: type[Explainer] = BatchBackend

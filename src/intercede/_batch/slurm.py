@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 from ..config import LocalBatchConfig, SSHBatchConfig
 from ..errors import SpecificationRejectedError
-from ..models import JobStatus, Resources, SubmissionSpec
+from ..models import Explanation, JobStatus, Resources, SubmissionSpec
 from .layout import BATCH_SCRIPT
 
 __all__ = [
@@ -688,21 +688,112 @@ def parse_status(stdout: str, wanted: Iterable[str]) -> dict[str, SlurmJobState]
 
 
 def counts_script(job_name: str, queue: str | None) -> str:
-    """This backend's own jobs: our user, our job name, our partition (if fixed)."""
+    """This backend's own jobs: our user, our job name, our partition (if fixed); then, for a
+    fixed partition, its state (``@@partition``: nothing follows when Slurm has no such one)."""
     partition = f" -p {shlex.quote(queue)}" if queue else ""
-    return f"squeue -h -r -u \"$(id -un)\" -n {shlex.quote(job_name)}{partition} -o '%T'\n"
+    script = f"squeue -h -r -u \"$(id -un)\" -n {shlex.quote(job_name)}{partition} -o '%T'"
+    if not queue:
+        return script + "\n"
+    return (
+        f"{script} || exit $?\n"
+        "echo @@partition\n"
+        f"scontrol show partition -o {shlex.quote(queue)} 2>/dev/null | {_PARTITION_STATE}\n"
+    )
+
+
+_PARTITION_STATE = "sed -n 's/^PartitionName=\\([^ ]*\\) .* State=\\([A-Z_]*\\).*/\\1|\\2/p'"
+"""``scontrol show partition -o`` lines → ``<name>|<state>``."""
+
+MISSING_PARTITION = "MISSING"
+"""``LoadCounts.queue_state`` for a partition Slurm does not have."""
+
+BLOCKING_REASONS = frozenset(
+    {
+        "PartitionDown",
+        "PartitionInactive",
+        "PartitionConfig",
+        "InvalidAccount",
+        "InvalidQOS",
+        "BadConstraints",
+        "JobHeldAdmin",
+    }
+)
+"""Pending reasons that waiting will not clear: an administrator has to act."""
 
 
 def parse_counts(stdout: str) -> tuple[int, int]:
-    """(running, waiting) from one ``%T`` per line."""
+    """(running, waiting) from one ``%T`` per line (up to ``@@partition``)."""
     running = waiting = 0
-    for line in stdout.splitlines():
+    for line in stdout.split("@@partition", 1)[0].splitlines():
         status = map_state(line)
         if status is JobStatus.RUNNING:
             running += 1
         elif status is JobStatus.WAITING:
             waiting += 1
     return running, waiting
+
+
+def parse_queue_state(stdout: str) -> str | None:
+    """The partition state after ``@@partition`` (``MISSING`` when Slurm printed none);
+    ``None`` when the script asked for none."""
+    _, marker, rest = stdout.partition("@@partition")
+    if not marker:
+        return None
+    for line in rest.splitlines():
+        _, sep, state = line.partition("|")
+        if sep and state.strip():
+            return state.strip()
+    return MISSING_PARTITION
+
+
+def explain_script() -> str:
+    """Each job's state, pending reason and partition (squeue), then every partition's state;
+    job ids on stdin, one per line."""
+    return (
+        "t=$(mktemp -d) || exit 4\n"
+        "trap 'rm -rf \"$t\"' EXIT\n"
+        'cut -d_ -f1 | sort -u > "$t/arrays"\n'
+        "echo @@squeue\n"
+        f'xargs -r -n {_CHUNK_ARGS} sh -c \'IFS=,; squeue -h -r -t all -j "$*"'
+        ' -o "%i|%T|%r|%P"\' sh < "$t/arrays" 2>/dev/null\n'
+        "echo @@partitions\n"
+        f"scontrol show partition -o 2>/dev/null | {_PARTITION_STATE}\n"
+        "echo @@end\n"
+    )
+
+
+def parse_explain(stdout: str, wanted: Iterable[str]) -> dict[str, Explanation]:
+    """The explanation of every ``wanted`` id squeue still shows; the others are left out."""
+    want = set(wanted)
+    jobs: dict[str, tuple[str, str, str]] = {}
+    partitions: dict[str, str] = {}
+    section = ""
+    for line in stdout.splitlines():
+        if line.startswith("@@"):
+            section = line[2:].strip()
+            continue
+        fields = [f.strip() for f in line.split("|")]
+        if section == "squeue" and len(fields) >= 4:
+            for job_id in expand_job_ids(fields[0]):
+                if job_id in want:
+                    jobs[job_id] = (fields[1], fields[2], fields[3])
+        elif section == "partitions" and len(fields) == 2:
+            partitions[fields[0]] = fields[1]
+    result: dict[str, Explanation] = {}
+    for job_id, (raw, reason, partition) in jobs.items():
+        status = map_state(raw)
+        queue_state = partitions.get(partition, MISSING_PARTITION if partition else None)
+        blocked = status is JobStatus.WAITING and (
+            reason in BLOCKING_REASONS or queue_state not in (None, "UP")
+        )
+        result[job_id] = Explanation(
+            status=status,
+            reason=None if reason in ("", "None") else reason,
+            queue=partition or None,
+            queue_state=queue_state,
+            blocked=blocked,
+        )
+    return result
 
 
 class SlurmScheduler:

@@ -15,6 +15,7 @@ for a retry that was already under way.
 
 from __future__ import annotations
 
+import logging
 import math
 import shlex
 from typing import Any, Protocol
@@ -23,6 +24,7 @@ import anyio
 import asyncssh
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     retry_if_exception_type,
     stop_after_attempt,
     wait_exponential,
@@ -38,6 +40,8 @@ from ..errors import (
     ResourceUnavailableError,
 )
 from .transport import STDERR_LIMIT, CommandResult, Sink, StdoutCollector, task_group
+
+_log = logging.getLogger("intercede.ssh")
 
 __all__ = ["MAX_CHANNELS", "CredentialSource", "SSHTransport"]
 
@@ -95,11 +99,14 @@ class SSHTransport:
             self._check_open()
             if self._conn is not None and not self._conn.is_closed():
                 return self._conn
+            if self._conn is not None:
+                _log.debug("%s: the connection is closed; reconnecting", self.resource)
             await self._drop()
             await self._check_known_hosts()
             try:
                 await self._open_all(await self._credentials())
             except _Rejected:
+                _log.debug("%s: login rejected; pulling credentials again", self.resource)
                 try:
                     await self._open_all(await self._credentials(refresh=True))
                 except _Rejected as exc:
@@ -110,6 +117,7 @@ class SSHTransport:
                 await self._drop()
                 self._check_open()
             self.connections_opened += 1
+            _log.debug("%s: connected (connection %d)", self.resource, self.connections_opened)
             return self._conn
 
     def _check_open(self) -> None:
@@ -243,6 +251,7 @@ class SSHTransport:
             stop=stop_after_attempt(self._config.reconnect_attempts),
             wait=wait_exponential(multiplier=0.2, max=2.0),
             retry=retry_if_exception_type(_Dropped),
+            before_sleep=self._log_retry,
             reraise=True,
         )
         try:
@@ -256,6 +265,16 @@ class SSHTransport:
                 f"{self.resource}: {exc} (after {self._config.reconnect_attempts} attempts)"
             ) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        _log.debug(
+            "%s: connection dropped (%s); retry %d of %d",
+            self.resource,
+            error,
+            state.attempt_number,
+            self._config.reconnect_attempts - 1,
+        )
 
     async def _run_once(
         self,
@@ -278,6 +297,7 @@ class SSHTransport:
                     finally:
                         process.close()
             except TimeoutError:
+                _log.debug("%s: a command timed out after %g s", self.resource, limit)
                 raise OperationTimeoutError(
                     f"{self.resource}: command did not finish within {limit:g} s"
                 ) from None

@@ -9,12 +9,12 @@ from __future__ import annotations
 import weakref
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from ..protocols import JobBackend
 from ._runtime import LoopThread, running_loop_library
 
-__all__ = ["FacadeCore"]
+__all__ = ["FacadeCore", "run_helper"]
 
 T = TypeVar("T")
 
@@ -80,5 +80,28 @@ class FacadeCore:
         state = "closed" if self.closed else "open"
         return f"<{type(self).__qualname__} over {type(self._backend).__qualname__}, {state}>"
 
+    def interrupt(self) -> None:
+        """Cancel every call in flight on this facade, from any thread, without waiting.
+
+        Each interrupted caller raises ``OperationCancelledError`` once its coroutine has
+        unwound; calls made afterwards run normally, so the caller can still clean up (kill
+        and purge what it submitted) over the same connection. This is how a supervisor (a
+        Ctrl-C handler, an agent being stopped) stops worker threads blocked in the facade.
+        """
+        self._runtime.interrupt()
+
     def _dispatch(self, what: str, factory: Callable[[], Awaitable[T]], timeout: float | None) -> T:
         return self._runtime.call(what, factory, timeout)
+
+
+def run_helper(facade: object, what: str, factory: Callable[[Any], Awaitable[T]]) -> T:
+    """Run an async helper (``intercede.waiting``) on ``facade``'s loop over its backend: the
+    body of every generated helper twin, so it behaves as one facade call (Ctrl-C cancels it,
+    ``interrupt()`` too)."""
+    if not isinstance(facade, FacadeCore):
+        raise TypeError(
+            f"{what}() takes a facade from intercede.sync.backend() or intercede.sync.wrap(), "
+            f"not {type(facade).__qualname__}"
+        )
+    backend = facade._backend
+    return facade._dispatch(what, lambda: factory(backend), None)

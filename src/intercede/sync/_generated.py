@@ -5,20 +5,23 @@
 Twins: blocking protocols with the same names as the async ones, each method taking the same
 parameters plus a keyword-only ``timeout``. Mixins: the facade's methods, one class per protocol,
 each dispatching the async call onto the facade's event loop; ``CAPABILITIES`` says which mixin
-a backend gets for which async protocol it satisfies.
+a backend gets for which async protocol it satisfies. Helpers: blocking twins of the async
+helpers (``intercede.waiting``), run on the facade's loop over its own backend.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self, cast, runtime_checkable
 
 from .. import protocols as _async
+from .. import waiting as _helpers
 from ..models import (
     CopyVars,
     Diagnostics,
+    Explanation,
     JobHandle,
     JobID,
     JobOutput,
@@ -28,11 +31,12 @@ from ..models import (
     Submission,
     SubmissionSpec,
 )
-from ._core import FacadeCore
+from ._core import FacadeCore, run_helper
 
 __all__ = [
     "Closable",
     "Diagnosable",
+    "Explainer",
     "JobBackend",
     "Killable",
     "LoadReporter",
@@ -40,6 +44,7 @@ __all__ = [
     "Purgeable",
     "StatusReporter",
     "Submitter",
+    "wait_for_jobs",
 ]
 
 
@@ -146,6 +151,18 @@ class LoadReporter(Protocol):
         ...
 
 
+@runtime_checkable
+class Explainer(Protocol):
+    """Blocking twin of ``intercede.protocols.Explainer``."""
+
+    def explain(
+        self, handles: Sequence[JobHandle], *, timeout: float | None = None
+    ) -> Mapping[JobID, Explanation | OpOutcome]:
+        """Why each job is in its state (a pending job's reason, its queue's state); a job the
+        resource no longer shows gets an ``OpOutcome``."""
+        ...
+
+
 class _SubmitterMethods(FacadeCore):
     """Facade methods for ``Submitter``, mixed in when the backend has them."""
 
@@ -232,6 +249,54 @@ class _LoadReporterMethods(FacadeCore):
         return self._dispatch("counts", lambda: backend.counts(), timeout)
 
 
+class _ExplainerMethods(FacadeCore):
+    """Facade methods for ``Explainer``, mixed in when the backend has them."""
+
+    def explain(
+        self, handles: Sequence[JobHandle], *, timeout: float | None = None
+    ) -> Mapping[JobID, Explanation | OpOutcome]:
+        """Why each job is in its state (a pending job's reason, its queue's state); a job the
+        resource no longer shows gets an ``OpOutcome``."""
+        backend = cast(_async.Explainer, self._backend)
+        return self._dispatch("explain", lambda: backend.explain(handles), timeout)
+
+
+def wait_for_jobs(
+    backend: StatusReporter,
+    handles: Sequence[JobHandle],
+    *,
+    deadline_s: float,
+    until: Collection[JobStatus] | None = None,
+    first_s: float = 0.5,
+    cap_s: float = 5.0,
+    on_poll: Callable[[Mapping[JobID, JobStatus]], None] | None = None,
+) -> Mapping[JobID, JobStatus]:
+    """Poll ``get_status`` until every job is in ``until`` (default: a final state) or
+    ``deadline_s`` seconds have passed; return the last status of every handle.
+
+    Each poll asks only about the jobs still short of ``until`` (one bulk call); a job that got
+    there keeps the status it got there with. The interval starts at ``first_s`` and doubles up
+    to ``cap_s``, and never sleeps past the deadline. ``on_poll`` sees the full map after each
+    poll (a progress line, a history); in the sync twin it runs on the facade's loop thread.
+    A whole-operation error from ``get_status`` is raised, not retried: it means the resource
+    is gone, and hammering it until the deadline would only hide that. Whether every job got
+    there is ``reached(result, until)``.
+    """
+    return run_helper(
+        backend,
+        "wait_for_jobs",
+        lambda async_backend: _helpers.wait_for_jobs(
+            async_backend,
+            handles,
+            deadline_s=deadline_s,
+            until=until,
+            first_s=first_s,
+            cap_s=cap_s,
+            on_poll=on_poll,
+        ),
+    )
+
+
 # (async protocol, sync twin, facade mixin) for every protocol with its own methods.
 CAPABILITIES: tuple[tuple[type, type, type[FacadeCore]], ...] = (
     (_async.Submitter, Submitter, _SubmitterMethods),
@@ -241,6 +306,7 @@ CAPABILITIES: tuple[tuple[type, type, type[FacadeCore]], ...] = (
     (_async.Purgeable, Purgeable, _PurgeableMethods),
     (_async.Diagnosable, Diagnosable, _DiagnosableMethods),
     (_async.LoadReporter, LoadReporter, _LoadReporterMethods),
+    (_async.Explainer, Explainer, _ExplainerMethods),
 )
 
 # The type checker proves every mixin satisfies its twin.
@@ -252,3 +318,4 @@ _Killable_proof: type[Killable] = _KillableMethods
 _Purgeable_proof: type[Purgeable] = _PurgeableMethods
 _Diagnosable_proof: type[Diagnosable] = _DiagnosableMethods
 _LoadReporter_proof: type[LoadReporter] = _LoadReporterMethods
+_Explainer_proof: type[Explainer] = _ExplainerMethods

@@ -22,7 +22,12 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-from ..errors import BackendClosedError, OperationTimeoutError, RunningLoopError
+from ..errors import (
+    BackendClosedError,
+    OperationCancelledError,
+    OperationTimeoutError,
+    RunningLoopError,
+)
 
 __all__ = ["LoopThread", "running_loop_library"]
 
@@ -94,6 +99,7 @@ class _Job(Generic[T]):
         "factory",
         "finished",
         "interrupted",
+        "stopped",
         "task",
         "timeout",
         "value",
@@ -112,6 +118,7 @@ class _Job(Generic[T]):
         self.value: T | None = None
         self.error: BaseException | None = None
         self.interrupted = False
+        self.stopped = False
         self.finished = False
 
 
@@ -166,6 +173,15 @@ class LoopThread:
             except RuntimeError:  # the loop is closed: its thread ended without close()
                 raise self._closed_error(what) from None
         return self._wait(job)
+
+    def interrupt(self) -> None:
+        """Cancel every call in flight (from any thread, without waiting); their callers raise
+        ``OperationCancelledError``. Later calls are accepted as usual."""
+        with self._lock:
+            if self._closing:
+                return
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs
+                self._loop.call_soon_threadsafe(self._stop_all)
 
     def close(self, final: Callable[[], Awaitable[None]] | None = None) -> None:
         """Refuse new calls, let calls in flight finish for up to ``CLOSE_GRACE_S`` and cancel
@@ -324,6 +340,14 @@ class LoopThread:
         self._jobs.add(job)
         job.task = self._loop.create_task(self._run(job))
 
+    def _stop_all(self) -> None:
+        for job in list(self._jobs):
+            if job.task is not None and job.what != "close":
+                job.stopped = True
+                job.task.cancel()
+        if self._jobs:
+            _log.debug("interrupted %d call(s) on the facade over %s", len(self._jobs), self._label)
+
     @staticmethod
     def _cancel(job: _Job[Any]) -> None:
         if job.task is not None:
@@ -340,12 +364,20 @@ class LoopThread:
                 except TimeoutError:
                     if not scope.expired():
                         raise
+                    _log.debug("%s on %s timed out after %g s", job.what, self._label, job.timeout)
                     job.error = OperationTimeoutError(
                         f"{job.what} did not finish within {job.timeout:g} s; "
                         "it was cancelled on the facade's loop"
                     )
         except asyncio.CancelledError as exc:
-            job.error = exc if job.interrupted else self._closed_error(job.what)
+            if job.interrupted:
+                job.error = exc
+            elif job.stopped:
+                job.error = OperationCancelledError(
+                    f"{job.what}: interrupted (the facade's interrupt() cancelled it)"
+                )
+            else:
+                job.error = self._closed_error(job.what)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             job.error = exc
         finally:
