@@ -456,9 +456,9 @@ def _status_prelude(work_root: str) -> str:
         '  s=$?; cat "$t/q"; echo "@@rc squeue $s"\n'
         "  echo @@sacct\n"
         # sacct (a slurmdbd query, ~0.1 s) only when squeue left a job out or saw it COMPLETING
-        "  cut -d'|' -f1 \"$t/q\" | sort -u > \"$t/qk\"\n"
+        '  cut -d\'|\' -f1 "$t/q" | sort -u > "$t/qk"\n'
         "  if grep -q '|COMPLETING|' \"$t/q\" ||"
-        " cut -d' ' -f1 \"$t/jobs\" | sort -u | comm -23 - \"$t/qk\" | grep -q .; then\n"
+        ' cut -d\' \' -f1 "$t/jobs" | sort -u | comm -23 - "$t/qk" | grep -q .; then\n'
         f'  xargs -r -n {_CHUNK_ARGS} sh -c \'IFS=,; exec sacct -n -P -X -j "$*"'
         f" -o {_SACCT_FIELDS}' sh"
         ' < "$t/arrays" > "$t/s"\n'
