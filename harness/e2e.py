@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -25,11 +26,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 from harness._lock import stack_lock, stack_owner_path
 from harness.config import REPO_ROOT
 from harness.scenarios import SCENARIOS, Check, ClusterLike, ScenarioContext, ScenarioResult
-from intercede._cli._queue_check import Options
-from intercede._cli._report import CheckState, RunReport
-from intercede._cli.debug_ce import run as run_debug_ce
-from intercede._cli.debug_ce import select_queues
-from intercede.errors import InterCEdeError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from harness.cluster import Cluster
@@ -75,34 +71,42 @@ class E2EReport:
         }
 
 
-def debug_ce_result(report: RunReport) -> ScenarioResult:
-    """The spike's report as one scenario: a check per queue and CE check (skips fail here:
-    the Slurm backend has every capability, so a skipped step means something went missing)."""
-    result = ScenarioResult(name=SPIKE, dc_ids=("DC-37",), duration_s=report.duration_s)
-    result.error = report.error
-    for queue in report.queues:
-        if queue.error is not None:
-            result.checks.append(Check(f"{queue.queue}", False, queue.error))
-        for name, check in queue.checks.items():
-            result.checks.append(
-                Check(f"{queue.queue}:{name}", check.state is CheckState.PASSED, check.message)
-            )
+def debug_ce_result(document: Mapping[str, Any], duration_s: float) -> ScenarioResult:
+    """The spike's ``--json`` report (its public, versioned format) as one scenario: a check per
+    queue and CE check. Skips fail here: the Slurm backend has every capability, so a skipped
+    step means something went missing."""
+    result = ScenarioResult(name=SPIKE, dc_ids=("DC-37",), duration_s=duration_s)
+    result.error = document.get("error")
+    for queue in document.get("queues", ()):
+        if queue.get("error") is not None:
+            result.checks.append(Check(str(queue["queue"]), False, str(queue["error"])))
+        for name, check in queue.get("checks", {}).items():
+            ok = check.get("state") == "passed"
+            result.checks.append(Check(f"{queue['queue']}:{name}", ok, str(check.get("message"))))
     return result
 
 
 def _run_spike(cluster: ClusterLike, timeout_s: float) -> ScenarioResult:
+    """``intercede-debug-ce --json`` on every queue of the stack's config, as a user runs it."""
     started = time.monotonic()
+    command = Path(sys.executable).with_name("intercede-debug-ce")
+    argv = [str(command), "--json", "--timeout", str(timeout_s), str(cluster.client_config_path)]
     try:
-        targets = select_queues([cluster.client_config_path], [])
-    except InterCEdeError as exc:  # a broken generated config: report it like any failure
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout_s * 2 + 60, check=False
+        )
+        document = json.loads(done.stdout)
+    except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
         return ScenarioResult(
             name=SPIKE,
             dc_ids=("DC-37",),
             duration_s=time.monotonic() - started,
-            error=f"{type(exc).__name__}: {exc}",
+            error=f"{' '.join(argv)}: {type(exc).__name__}: {exc}",
         )
-    report = run_debug_ce(targets, Options(timeout_s=timeout_s), json_mode=True)
-    return debug_ce_result(report)
+    result = debug_ce_result(document, time.monotonic() - started)
+    if done.returncode != 0 and result.ok:
+        result.error = f"exit {done.returncode}: {done.stderr.strip()[-2000:]}"
+    return result
 
 
 def render_summary(report: E2EReport) -> str:

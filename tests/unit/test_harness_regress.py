@@ -95,3 +95,33 @@ def test_keep_leaves_the_stack_even_after_a_failure() -> None:
     )("bookworm", "regress-b", 1.0)
     assert rec.downs == []
     assert report.torn_down is False
+
+
+def test_the_spike_report_is_read_from_its_public_json() -> None:
+    """``intercede-debug-ce --json`` (schema_version 2) becomes one scenario row per check."""
+    from harness.e2e import debug_ce_result
+
+    document = {
+        "schema_version": 2,
+        "error": None,
+        "queues": [
+            {
+                "queue": "main",
+                "error": None,
+                "checks": {
+                    "load": {"state": "passed", "message": "running 0, waiting 0, queue UP"},
+                    "status": {"state": "skipped", "message": "no job"},
+                },
+            },
+            {"queue": "down", "error": "partition DOWN (PartitionDown)", "checks": {}},
+        ],
+    }
+    result = debug_ce_result(document, 1.5)
+    assert [(c.name, c.ok) for c in result.checks] == [
+        ("main:load", True),
+        ("main:status", False),
+        ("down", False),
+    ]
+    assert result.checks[-1].message == "partition DOWN (PartitionDown)"
+    assert not result.ok
+    assert result.duration_s == 1.5
