@@ -52,9 +52,10 @@ _FROZEN = ConfigDict(frozen=True, extra="forbid")
 # pydantic echoes the offending input (``input_value=...``) in every validation error; a model
 # that may carry secret material must never do that, or a typo prints the secret in a log.
 _SECRET_BEARING = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
-_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
-_NODES = re.compile(r"^[1-9][0-9]*(-[1-9][0-9]*)?$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Used with fullmatch only: ``$`` also matches before a final newline ("A\n" would pass).
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
+_NODES = re.compile(r"[1-9][0-9]*(-[1-9][0-9]*)?")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class JobStatus(enum.StrEnum):
@@ -94,7 +95,7 @@ class Resources(BaseModel):
     @field_validator("nodes")
     @classmethod
     def _nodes_is_count_or_range(cls, value: str) -> str:
-        if not _NODES.match(value):
+        if not _NODES.fullmatch(value):
             raise ValueError("must be a count like '2' or a range like '2-4'")
         if "-" in value:
             low, high = (int(part) for part in value.split("-"))
@@ -182,7 +183,7 @@ class CopyVars(BaseModel):
     @classmethod
     def _names_are_identifiers(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
         for name in value:
-            if not _ENV_NAME.match(name):
+            if not _ENV_NAME.fullmatch(name):
                 raise ValueError(f"{name!r} is not a valid variable name")
         return value
 
@@ -210,7 +211,7 @@ class SubmissionSpec(BaseModel):
     @classmethod
     def _env_names(cls, value: Mapping[str, str]) -> Mapping[str, str]:
         for name in value:
-            if not _ENV_NAME.match(name):
+            if not _ENV_NAME.fullmatch(name):
                 raise ValueError(f"{name!r} is not a valid variable name")
         return value
 
@@ -247,7 +248,7 @@ class JobHandle(BaseModel):
     @field_validator("backend")
     @classmethod
     def _backend_is_scheme(cls, value: str) -> str:
-        if not _SCHEME.match(value):
+        if not _SCHEME.fullmatch(value):
             raise ValueError("must look like a URL scheme, e.g. 'slurm+ssh'")
         return value
 

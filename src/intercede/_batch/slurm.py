@@ -107,12 +107,12 @@ def map_state(raw: str) -> JobStatus:
 
 # --- job ids -----------------------------------------------------------------------------
 
-_COLLAPSED = re.compile(r"^([0-9]+)_\[([0-9,\-]+)(?:%[0-9]+)?\]$")
+_COLLAPSED = re.compile(r"([0-9]+)_\[([0-9,\-]+)(?:%[0-9]+)?\]")
 
 
 def expand_job_ids(field: str) -> list[str]:
     """One squeue/sacct JobID field → task ids: ``"7_[0-2,5%2]"`` → ``7_0 7_1 7_2 7_5``."""
-    match = _COLLAPSED.match(field.strip())
+    match = _COLLAPSED.fullmatch(field.strip())
     if match is None:
         return [field.strip()]
     array, ranges = match.groups()
