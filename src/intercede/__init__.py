@@ -51,6 +51,7 @@ from .models import (
     SubmissionSpec,
 )
 from .protocols import (
+    BatchCleaner,
     Diagnosable,
     JobBackend,
     Killable,
@@ -72,6 +73,7 @@ __all__ = [
     "AuthenticationError",
     "BackendClosedError",
     "BackendConfig",
+    "BatchCleaner",
     "BearerToken",
     "ConfigFile",
     "ConfigurationError",

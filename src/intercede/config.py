@@ -12,6 +12,8 @@ from typing import Annotated, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ._sbatch_options import submit_extra_problem
+
 __all__ = [
     "BackendConfig",
     "BatchConfig",
@@ -26,22 +28,6 @@ _STRICT = ConfigDict(
     frozen=True, extra="forbid", use_attribute_docstrings=True, hide_input_in_errors=True
 )
 _PLACEHOLDERS = ("{image}", "{command}")
-
-# sbatch options the backend sets itself, and why a second value breaks it. Long names match
-# by prefix too: sbatch (getopt_long) accepts any unambiguous abbreviation, ``--arr=0-3``.
-_RESERVED_LONG = {
-    "array": "the backend submits each chunk as its own --array",
-    "job-name": "counts() finds this backend's jobs by name; set job_name instead",
-    "output": "the backend places each job's log itself",
-    "error": "the backend places each job's stderr itself",
-    "export": "the backend builds the job environment; use SubmissionSpec.environment",
-    "parsable": "the backend already asks for it and parses the reply",
-    "chdir": "each job runs in its own directory under work_root",
-    "wrap": "the backend submits its own batch script",
-}
-_RESERVED_SHORT = {"a": "array", "J": "job-name", "o": "output", "e": "error", "D": "chdir"}
-_FLAG_SHORT = frozenset("hHOQsuvVW")
-"""sbatch's short options that take no argument, so a cluster like ``-vJx`` goes on."""
 
 
 class _BatchBase(BaseModel):
@@ -64,7 +50,10 @@ class _BatchBase(BaseModel):
     """Extra ``sbatch`` options, one argv item each (DIRAC ``SubmitOptions``). Options the
     backend sets itself are refused: ``--array``/``-a``, ``--job-name``/``-J``,
     ``--output``/``-o``, ``--error``/``-e``, ``--export``, ``--parsable``, ``--chdir``/``-D``,
-    ``--wrap`` and a bare ``--``."""
+    ``--wrap`` and a bare ``--``; so is any item sbatch would read as the batch script (one
+    that is neither an option nor the value of the option before it) and an option left
+    without its value at the end. Give values as ``--option=value`` unless the option always
+    takes one (``-p main`` and ``--partition main`` work)."""
     preamble: str = ""
     """Shell lines run in the batch script before the payload (DIRAC ``Preamble``)."""
     container_launcher: str | None = None
@@ -101,10 +90,9 @@ class _BatchBase(BaseModel):
     @field_validator("submit_extra")
     @classmethod
     def _no_reserved_options(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            reason = _reserved_option(item)
-            if reason is not None:
-                raise ValueError(reason)
+        reason = submit_extra_problem(value)
+        if reason is not None:
+            raise ValueError(reason)
         return value
 
     @field_validator("container_launcher")
@@ -215,24 +203,3 @@ def _parse_endpoint(text: str) -> tuple[str | None, str, int | None]:
             raise ValueError("port must be a number from 1 to 65535")
         port = int(port_text)
     return user or None, host, port
-
-
-def _reserved_option(item: str) -> str | None:
-    """Why ``item`` may not be in ``submit_extra`` (naming the option, never its value)."""
-    if item == "--":
-        return "'--' ends sbatch's options: the backend's own would be taken as the script"
-    if item.startswith("--"):
-        name = item[2:].partition("=")[0]
-        for reserved, why in _RESERVED_LONG.items():
-            if name and reserved.startswith(name):
-                return f"'--{name}' (sbatch --{reserved}) is not allowed: {why}"
-        return None
-    if item.startswith("-") and len(item) > 1:
-        for letter in item[1:]:
-            if letter in _RESERVED_SHORT:
-                reserved = _RESERVED_SHORT[letter]
-                why = _RESERVED_LONG[reserved]
-                return f"'-{letter}' (sbatch --{reserved}) is not allowed: {why}"
-            if letter not in _FLAG_SHORT:
-                return None  # the rest of the item is this option's value
-    return None

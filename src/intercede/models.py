@@ -187,6 +187,11 @@ class CopyVars(BaseModel):
                 raise ValueError(f"{name!r} is not a valid variable name")
         return value
 
+    @field_validator("environment")
+    @classmethod
+    def _values_are_text(cls, value: Mapping[str, str]) -> Mapping[str, str]:
+        return _environment_values(value)
+
 
 class SubmissionSpec(BaseModel):
     """One unit of work; ``submit`` runs ``copies`` of it."""
@@ -213,7 +218,7 @@ class SubmissionSpec(BaseModel):
         for name in value:
             if not _ENV_NAME.fullmatch(name):
                 raise ValueError(f"{name!r} is not a valid variable name")
-        return value
+        return _environment_values(value)
 
     @model_validator(mode="after")
     def _inputs_unique(self) -> SubmissionSpec:
@@ -389,6 +394,20 @@ class LoadCounts(BaseModel):
     def total(self) -> int:
         """DIRAC's ``total = R + W``."""
         return self.running + self.waiting
+
+
+def _environment_values(value: Mapping[str, str]) -> Mapping[str, str]:
+    """A value must reach the job byte for byte: a NUL cannot cross ``execve`` (the shell
+    would silently cut it out) and a lone surrogate cannot be written as UTF-8. The message
+    names the variable, never its value."""
+    for name, text in value.items():
+        if "\x00" in text:
+            raise ValueError(f"the value of {name} contains a NUL byte")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"the value of {name} is not valid UTF-8 text") from None
+    return value
 
 
 def _check_relative(value: str) -> None:

@@ -31,6 +31,7 @@ from .models import (
 
 __all__ = [
     "AsyncClosable",
+    "BatchCleaner",
     "Diagnosable",
     "JobBackend",
     "Killable",
@@ -118,4 +119,13 @@ class Diagnosable(Protocol):
 class LoadReporter(Protocol):
     async def counts(self) -> LoadCounts:
         """Running and waiting counts of this backend's own jobs in its queue."""
+        ...
+
+
+@runtime_checkable
+class BatchCleaner(Protocol):
+    async def cleanup_batch(self, batch: str) -> OpOutcome:
+        """Remove what a submit whose outcome is in doubt left on the resource, by the
+        ``batch`` its ``SubmitUnavailableError``/``SubmitTimeoutError`` named; idempotent.
+        Refused (``ok=False``) while any job of the batch is queued or running."""
         ...

@@ -41,7 +41,7 @@ class _NoCalls:
 
 class _Provider:
     async def get(self, requirements: object) -> object:
-        from intercede import CredentialSet, SSHPrivateKey  # noqa: PLC0415
+        from intercede import CredentialSet, SSHPrivateKey
 
         return CredentialSet([SSHPrivateKey(pem="k")])  # type: ignore[arg-type]
 
@@ -105,9 +105,7 @@ async def test_malformed_handles_cost_no_remote_call(tmp_path: Path) -> None:
     )
     backend = BatchBackend(_NoCalls(), SlurmScheduler(), config, _Provider())  # type: ignore[arg-type]
     bad = [_handle("42_0\n"), _handle("42_0x"), _handle("42_1", f"{BATCH}/07")]
-    assert await backend.get_status(bad) == dict.fromkeys(
-        (h.id for h in bad), JobStatus.UNKNOWN
-    )
+    assert await backend.get_status(bad) == dict.fromkeys((h.id for h in bad), JobStatus.UNKNOWN)
     for outcomes in (
         await backend.kill(bad),
         await backend.purge(bad),

@@ -49,6 +49,7 @@ def test_the_contract_has_the_operations_the_brief_lists() -> None:
         "purge",
         "get_diagnostics",
         "counts",
+        "cleanup_batch",  # issue 13: what a submit in doubt left, removed by batch id
     }
 
 

@@ -16,6 +16,7 @@ import datetime as dt
 import io
 import logging
 import os
+import re
 import shlex
 import tarfile
 import uuid
@@ -52,6 +53,7 @@ from ..models import (
     SubmissionSpec,
 )
 from ..protocols import (
+    BatchCleaner,
     Diagnosable,
     JobBackend,
     Killable,
@@ -62,7 +64,7 @@ from ..protocols import (
 from . import collect, slurm
 from .layout import JobLocation, locate
 from .pipe import run_into
-from .staging import build_batch_archive, check_submittable, is_contained
+from .staging import build_batch_archive, check_sizes, check_submittable, is_contained
 from .transport import OutputLimitError, Transport, shell, tar_command, tar_input
 
 __all__ = [
@@ -79,6 +81,7 @@ DIAGNOSTIC_STREAMS = {":stdout": "stdout", ":stderr": "stderr", ":log": "log"}
 file with one of these names is read as ``./:stderr``."""
 
 _log = logging.getLogger("intercede.batch")
+_BATCH = re.compile(r"[0-9a-f]{32}")
 
 
 class BatchBackend:
@@ -234,6 +237,7 @@ class BatchBackend:
         await self._begin()
         variants = _copies(copies)
         check_submittable(spec, self._config)
+        check_sizes(spec, variants)
         batch_dir = f"{self._config.work_root}/{batch}"
         script = slurm.batch_script(
             spec,
@@ -480,6 +484,50 @@ class BatchBackend:
                 )
             return result
 
+    # --- cleanup of a submit in doubt -----------------------------------------------------------
+
+    async def cleanup_batch(self, batch: str) -> OpOutcome:
+        """Remove everything a submit left under ``<work_root>/<batch>`` (staged files, secrets,
+        logs), by the batch id a ``SubmitUnavailableError``/``SubmitTimeoutError`` named.
+
+        Idempotent (a batch already gone is ``ok`` with reason ``"already gone"``). Refused
+        (``ok=False``, nothing removed) while the submit still runs on the resource or while
+        any of the batch's jobs is queued or running: the reason lists them by Slurm id. Raises
+        ``ResourceUnavailableError`` when squeue cannot say (nothing is removed then).
+        """
+        if not isinstance(batch, str) or not _BATCH.fullmatch(batch):
+            raise SpecificationRejectedError(
+                "must be the 32-hex-digit batch id a submit in doubt reported", field="batch"
+            )
+        with self._deadline("cleanup_batch"):
+            await self._begin()
+            _, out, err = await self._run(slurm.cleanup_script(self._config.work_root, batch))
+        lines = out.splitlines()
+        live = [line.split(" ", 2)[1:] for line in lines if line.startswith("@@live ")]
+        if live:
+            listed = ", ".join(f"{job} ({' '.join(state)})" for job, *state in live[:20])
+            more = f" and {len(live) - 20} more" if len(live) > 20 else ""
+            return OpOutcome(
+                ok=False,
+                reason=f"not removed: {len(live)} job(s) of batch {batch} still queued or "
+                f"running: {listed}{more}; cancel them first",
+            )
+        if "@@busy" in lines:
+            return OpOutcome(
+                ok=False,
+                reason=f"not removed: the submit of batch {batch} is still running on the "
+                "resource; try again shortly",
+            )
+        if "@@removed" in lines:
+            _log.info("removed batch %s left by a submit in doubt", batch)
+            return OpOutcome(ok=True)
+        if "@@gone" in lines:
+            return OpOutcome(ok=True, reason="already gone")
+        raise ResourceUnavailableError(
+            f"cannot tell whether batch {batch} still has live jobs; nothing removed: "
+            f"{_clip(err) or _clip(out) or 'no reply'}"
+        )
+
     # --- diagnostics -------------------------------------------------------------------------
 
     async def get_diagnostics(
@@ -584,11 +632,27 @@ def _clip(text: str, limit: int = 2000) -> str:
     return text if len(text) <= limit else text[:limit] + " ..."
 
 
+STAGING_EXIT_CODES = {
+    90: "cannot create or enter the work root",
+    91: "cannot create the batch directory",
+    92: "cannot unpack the batch (disk full, quota, or the upload broke off)",
+}
+"""Exit codes of the submit script that fail before any ``sbatch`` ran: nothing can have
+been queued, and the script removed what it had unpacked."""
+
+
 def _submit_error(rc: int, message: str, work_root: str, batch: str) -> InterCEdeError:
+    """The class of a submit that queued nothing (the first chunk failed).
+
+    Staging failures queued nothing for sure: ``ResourceUnavailableError``, not the "outcome in
+    doubt" class. A sbatch refusal is retryable (``SubmitUnavailableError``: sbatch may have
+    lost the controller's answer) or permanent (``SpecificationRejectedError``) by
+    ``slurm.TRANSIENT_SUBMIT_ERRORS``.
+    """
     text = _clip(message) or f"exit code {rc}"
-    if rc in (90, 91, 92):
-        return SubmitUnavailableError(
-            f"cannot stage the batch under {work_root}: {text}", batch=batch
+    if rc in STAGING_EXIT_CODES:
+        return ResourceUnavailableError(
+            f"{STAGING_EXIT_CODES[rc]} under {work_root}; nothing was queued: {text}"
         )
     if rc == 93 and not slurm.is_transient(text):
         return SpecificationRejectedError(f"sbatch refused the submission: {text}")
@@ -685,3 +749,4 @@ _kill: type[Killable] = BatchBackend
 _purge: type[Purgeable] = BatchBackend
 _diagnose: type[Diagnosable] = BatchBackend
 _load: type[LoadReporter] = BatchBackend
+_clean: type[BatchCleaner] = BatchBackend

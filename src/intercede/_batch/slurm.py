@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_MAX_ARRAY_SIZE",
     "EXIT_LINE",
     "SLURM_STATES",
+    "SUBMITTING",
     "TRANSIENT_SUBMIT_ERRORS",
     "SlurmJobState",
     "SlurmScheduler",
@@ -32,6 +33,7 @@ __all__ = [
     "batch_comment",
     "batch_script",
     "cancel_script",
+    "cleanup_script",
     "compress_ids",
     "counts_script",
     "expand_job_ids",
@@ -274,6 +276,10 @@ def batch_script(
     )
 
 
+SUBMITTING = "submitting"
+"""``<batch>/submitting``: the process id of the submit script while it runs, so a cleanup
+never removes a batch whose submit is still unpacking or calling sbatch on the resource."""
+
 CHUNKS = "chunks"
 """``<batch>/chunks``: the ``@@chunk`` lines of every chunk sbatch accepted, written as they
 happen, so a submit whose reply was lost can be reconciled (and purge can check a handle)."""
@@ -304,6 +310,7 @@ def submit_script(
         f"mkdir -p {root} && cd {root} || exit 90\n"
         f"b={batch}\n"
         'mkdir "$b" || exit 91\n'
+        f'echo $$ > "$b/{SUBMITTING}"\n'
         'tar -x -f - -C "$b" || { rm -rf "$b"; exit 92; }\n' + ask_max + f"n={copies}\n"
         "o=0\n"
         'while [ "$o" -lt "$n" ]; do\n'
@@ -320,7 +327,7 @@ def submit_script(
         "  fi\n"
         "  o=$((o + k))\n"
         "done\n"
-        'rm -f "$b/sbatch.err"\n'
+        f'rm -f "$b/sbatch.err" "$b/{SUBMITTING}"\n'
     )
 
 
@@ -383,11 +390,17 @@ def parse_submit(stdout: str) -> SubmitReply:
     )
 
 
-# sbatch's messages for a refusal that goes away by itself: the controller is busy or down, or
-# a submit quota (QOS/association MaxSubmitJobs, MaxJobCount) is full until jobs finish. Slurm
-# words the quota case as "Job violates accounting/QOS policy (job submit limit, ...)".
+# sbatch's messages for a refusal that goes away by itself: the controller is busy, down or
+# unreachable, authentication (munge) is down on either side, or a submit quota
+# (QOS/association MaxSubmitJobs, MaxJobCount) is full until jobs finish. Slurm words the quota
+# case as "Job violates accounting/QOS policy (job submit limit, ...)". Each entry is matched
+# against sbatch's stderr recorded from both Slurm variants
+# (tests/unit/data/slurm/<variant>/sbatch_refusals.json).
 TRANSIENT_SUBMIT_ERRORS = (
     "unable to contact",
+    "unable to establish control machine address",  # controller's name does not resolve
+    "protocol authentication error",  # munged down on the submit host
+    "zero bytes were transmitted or received",  # munged down on the controller
     "socket timed out",
     "connection refused",
     "temporarily unable",
@@ -402,8 +415,8 @@ TRANSIENT_SUBMIT_ERRORS = (
     "assocgrpsubmitjob",
 )
 """The one classification table: a sbatch message holding any of these (case-insensitive) is
-``ResourceUnavailableError`` (try again later); any other refusal is
-``SpecificationRejectedError`` (this spec will never be accepted)."""
+retryable (``SubmitUnavailableError``, a ``ResourceUnavailableError``: try again later); any
+other refusal is ``SpecificationRejectedError`` (this spec will never be accepted)."""
 
 
 def is_transient(message: str) -> bool:
@@ -514,6 +527,41 @@ def cancel_script(work_root: str, job_name: str) -> str:
         + "echo @@after\n"
         + "status\n"
         + "echo @@end\n"
+    )
+
+
+def cleanup_script(work_root: str, batch: str) -> str:
+    """Remove ``<work_root>/<batch>`` unless its submit still runs there or one of its jobs is
+    still live; one round trip. ``batch`` is validated by the caller (32 hex digits).
+
+    A job belongs to the batch when its comment carries ``intercede:<batch>`` or its array id
+    is in the batch's chunk record (a ``--comment`` in ``submit_extra`` replaces ours). Any
+    state not known to be final counts as live. Replies: ``@@busy``, ``@@rc squeue <n>``
+    (squeue failed: nothing removed), ``@@live <id> <state>`` lines (nothing removed),
+    ``@@removed`` or ``@@gone``.
+    """
+    final = ",".join(sorted(raw for raw, status in SLURM_STATES.items() if status.is_final))
+    return (
+        f"cd {shlex.quote(work_root)} 2>/dev/null || {{ echo @@gone; exit 0; }}\n"
+        f"b={batch}\n"
+        f'if [ -f "$b/{SUBMITTING}" ] && kill -0 "$(cat "$b/{SUBMITTING}")" 2>/dev/null; then\n'
+        "  echo @@busy; exit 0\n"
+        "fi\n"
+        "t=$(mktemp -d) || exit 4\n"
+        "trap 'rm -rf \"$t\"' EXIT\n"
+        f'squeue -h -r -t all -u "$(id -un)" -o "%i|%T|%k" > "$t/q"\n'
+        's=$?; [ "$s" -eq 0 ] || { echo "@@rc squeue $s"; exit 0; }\n'
+        f'[ -f "$b/{CHUNKS}" ] && cut -d" " -f4 "$b/{CHUNKS}" | cut -d";" -f1 > "$t/arrays"\n'
+        'touch "$t/arrays"\n'
+        f"awk -F'|' -v c=\"|intercede:$b\" -v final={final}"
+        ' \'BEGIN { n = split(final, f, ","); for (i = 1; i <= n; i++) done[f[i]] = 1 }'
+        " FILENAME == ARGV[1] { a[$0] = 1; next }"
+        ' { split($1, id, "_"); split($2, w, " "); st = w[1]; sub(/\\+$/, "", st) }'
+        ' (index($0, c) || (id[1] in a)) && !(st in done) { print "@@live " $1 " " $2 }\''
+        ' "$t/arrays" "$t/q" > "$t/live"\n'
+        'if [ -s "$t/live" ]; then cat "$t/live"; exit 0; fi\n'
+        '[ -e "$b" ] || { echo @@gone; exit 0; }\n'
+        'rm -rf "$b" && echo @@removed\n'
     )
 
 

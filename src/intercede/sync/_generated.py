@@ -31,6 +31,7 @@ from ..models import (
 from ._core import FacadeCore
 
 __all__ = [
+    "BatchCleaner",
     "Closable",
     "Diagnosable",
     "JobBackend",
@@ -146,6 +147,17 @@ class LoadReporter(Protocol):
         ...
 
 
+@runtime_checkable
+class BatchCleaner(Protocol):
+    """Blocking twin of ``intercede.protocols.BatchCleaner``."""
+
+    def cleanup_batch(self, batch: str, *, timeout: float | None = None) -> OpOutcome:
+        """Remove what a submit whose outcome is in doubt left on the resource, by the
+        ``batch`` its ``SubmitUnavailableError``/``SubmitTimeoutError`` named; idempotent.
+        Refused (``ok=False``) while any job of the batch is queued or running."""
+        ...
+
+
 class _SubmitterMethods(FacadeCore):
     """Facade methods for ``Submitter``, mixed in when the backend has them."""
 
@@ -232,6 +244,17 @@ class _LoadReporterMethods(FacadeCore):
         return self._dispatch("counts", lambda: backend.counts(), timeout)
 
 
+class _BatchCleanerMethods(FacadeCore):
+    """Facade methods for ``BatchCleaner``, mixed in when the backend has them."""
+
+    def cleanup_batch(self, batch: str, *, timeout: float | None = None) -> OpOutcome:
+        """Remove what a submit whose outcome is in doubt left on the resource, by the
+        ``batch`` its ``SubmitUnavailableError``/``SubmitTimeoutError`` named; idempotent.
+        Refused (``ok=False``) while any job of the batch is queued or running."""
+        backend = cast(_async.BatchCleaner, self._backend)
+        return self._dispatch("cleanup_batch", lambda: backend.cleanup_batch(batch), timeout)
+
+
 # (async protocol, sync twin, facade mixin) for every protocol with its own methods.
 CAPABILITIES: tuple[tuple[type, type, type[FacadeCore]], ...] = (
     (_async.Submitter, Submitter, _SubmitterMethods),
@@ -241,6 +264,7 @@ CAPABILITIES: tuple[tuple[type, type, type[FacadeCore]], ...] = (
     (_async.Purgeable, Purgeable, _PurgeableMethods),
     (_async.Diagnosable, Diagnosable, _DiagnosableMethods),
     (_async.LoadReporter, LoadReporter, _LoadReporterMethods),
+    (_async.BatchCleaner, BatchCleaner, _BatchCleanerMethods),
 )
 
 # The type checker proves every mixin satisfies its twin.
@@ -252,3 +276,4 @@ _Killable_proof: type[Killable] = _KillableMethods
 _Purgeable_proof: type[Purgeable] = _PurgeableMethods
 _Diagnosable_proof: type[Diagnosable] = _DiagnosableMethods
 _LoadReporter_proof: type[LoadReporter] = _LoadReporterMethods
+_BatchCleaner_proof: type[BatchCleaner] = _BatchCleanerMethods
