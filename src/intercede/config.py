@@ -7,7 +7,7 @@ of DIRAC's CS ``ParametersDict`` keys; ``docs/migration/dirac.md`` maps them key
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Annotated, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -28,6 +28,12 @@ _STRICT = ConfigDict(
     frozen=True, extra="forbid", use_attribute_docstrings=True, hide_input_in_errors=True
 )
 _PLACEHOLDERS = ("{image}", "{command}")
+# Numbers and booleans are strict (``true`` is not 1, ``"60"`` is not 60) and durations finite
+# and bounded: an ``inf`` timeout would let a frozen node hang a call for ever.
+_MAX_SECONDS = 7 * 86_400.0
+_Seconds: TypeAlias = Annotated[
+    float, Field(gt=0, le=_MAX_SECONDS, strict=True, allow_inf_nan=False)
+]
 
 
 class _BatchBase(BaseModel):
@@ -61,19 +67,21 @@ class _BatchBase(BaseModel):
     ``"apptainer exec docker://{image} {command}"``; without it container specs are refused."""
     job_name: str = "intercede"
     """Slurm job name given to this backend's jobs; ``counts()`` counts only these."""
-    max_array_size: Annotated[int, Field(ge=1)] | None = None
+    max_array_size: Annotated[int, Field(ge=1, strict=True)] | None = None
     """Largest array per ``sbatch``; ``None`` asks the cluster's ``MaxArraySize`` once."""
-    output_max_bytes: Annotated[int, Field(ge=1)] = 1 << 30
+    output_max_bytes: Annotated[int, Field(ge=1, strict=True)] = 1 << 30
     """Per job: refuse to collect more than this many bytes of output."""
-    output_max_files: Annotated[int, Field(ge=1)] = 10_000
+    output_max_files: Annotated[int, Field(ge=1, strict=True)] = 10_000
     """Per job: refuse to collect more than this many files."""
-    transfer_timeout_s: Annotated[float, Field(gt=0)] = 300.0
+    transfer_timeout_s: _Seconds = 300.0
     """Deadline of one ``submit`` or one ``get_output`` (listing and transfer together),
     covering everything it waits for: credentials, a channel, connecting, the commands."""
-    command_timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    command_timeout_s: _Seconds = 60.0
     """Deadline of one status, kill, purge, counts or diagnostics call, covering everything it
     waits for."""
-    credential_refresh_margin_s: Annotated[float, Field(ge=0)] = 300.0
+    credential_refresh_margin_s: Annotated[
+        float, Field(ge=0, le=_MAX_SECONDS, strict=True, allow_inf_nan=False)
+    ] = 300.0
     """Pull fresh credentials when the held ones expire within this margin."""
 
     @field_validator("work_root")
@@ -95,6 +103,15 @@ class _BatchBase(BaseModel):
             raise ValueError(reason)
         return value
 
+    @field_validator("job_name")
+    @classmethod
+    def _a_job_name(cls, value: str) -> str:
+        # kill and counts read squeue's "%i|%T|%u|%j" lines: a '|' or a line break in the
+        # name would make the backend's own jobs look foreign and leave them running.
+        if not value or "|" in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("must be a non-empty name without '|' or control characters")
+        return value
+
     @field_validator("container_launcher")
     @classmethod
     def _has_placeholders(cls, value: str | None) -> str | None:
@@ -112,7 +129,7 @@ class SSHBatchConfig(_BatchBase):
     """Reach the batch system's login node over SSH."""
     host: str
     """Login node's host name or address (DIRAC ``SSHHost``)."""
-    port: Annotated[int, Field(ge=1, le=65535)] = 22
+    port: Annotated[int, Field(ge=1, le=65535, strict=True)] = 22
     """Login node's SSH port (DIRAC ``SSHPort``)."""
     user: str
     """Account on the login node that submits the jobs (DIRAC ``SSHUser``)."""
@@ -125,12 +142,19 @@ class SSHBatchConfig(_BatchBase):
     brackets, ``user@[2001:db8::1]:2222``. User defaults to ``user``, port to 22."""
     auth: Literal["key", "password"] = "key"
     """Which credential the provider must supply: ``SSHPrivateKey`` or ``SSHPassword``."""
-    connect_timeout_s: Annotated[float, Field(gt=0)] = 15.0
+    connect_timeout_s: _Seconds = 15.0
     """Give up opening one SSH connection after this many seconds."""
-    keepalive_interval_s: Annotated[float, Field(gt=0)] = 15.0
+    keepalive_interval_s: _Seconds = 15.0
     """Seconds between SSH keepalives, so a dead peer is noticed between agent cycles."""
-    reconnect_attempts: Annotated[int, Field(ge=1)] = 3
+    reconnect_attempts: Annotated[int, Field(ge=1, le=100, strict=True)] = 3
     """Connection attempts per operation before the whole operation fails."""
+
+    @field_validator("known_hosts", mode="before")
+    @classmethod
+    def _a_path(cls, value: object) -> object:
+        if not isinstance(value, str | PurePath) or not str(value) or "\x00" in str(value):
+            raise ValueError("must be a path string")
+        return value
 
     @field_validator("host", "user")
     @classmethod

@@ -258,6 +258,7 @@ def ssh_parameters(tmp_path: Path, **extra: Any) -> dict[str, Any]:
     known_hosts.write_text("[ce.example.org]:2222 ssh-ed25519 AAAA\n")
     key = tmp_path / "id_ed25519"
     key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    key.chmod(0o600)
     return {
         "CEType": "SSH",
         "BatchSystem": "SLURM",

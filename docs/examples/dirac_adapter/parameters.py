@@ -106,7 +106,21 @@ IGNORED_KEYS = frozenset(
 )
 """Keys the adapter reads nowhere on purpose; the migration doc says why for each."""
 
-# Keys copied as they are; pydantic converts "22" to 22 and names the field on bad values.
+# Keys copied as they are, numbers converted from the CS's strings here (interCEde's config
+# is strict: it never reads "22" as 22); a value that is no number reaches the config as it
+# is, which refuses it naming the field.
+_INTEGERS = frozenset(
+    {"port", "reconnect_attempts", "max_array_size", "output_max_bytes", "output_max_files"}
+)
+_SECONDS = frozenset(
+    {
+        "connect_timeout_s",
+        "keepalive_interval_s",
+        "transfer_timeout_s",
+        "command_timeout_s",
+        "credential_refresh_margin_s",
+    }
+)
 _PASSTHROUGH = (
     "account",
     "preamble",
@@ -168,7 +182,7 @@ def translate(parameters: Mapping[str, Any]) -> CETranslation:
     for field in _PASSTHROUGH:
         key = DIRAC_KEY_FOR_FIELD[field]
         if key in parameters and parameters[key] not in (None, ""):
-            data[field] = parameters[key]
+            data[field] = _number(field, parameters[key])
     if "known_hosts" in data:  # CS values are written with ~ as often as not
         known_hosts = Path(str(data["known_hosts"])).expanduser()
         # interCEde checks the file only when connecting; a CE is built where it connects, so
@@ -193,6 +207,16 @@ def translate(parameters: Mapping[str, Any]) -> CETranslation:
         max_total_jobs=_count(parameters, "MaxTotalJobs", DEFAULT_MAX_TOTAL_JOBS),
         max_waiting_jobs=_count(parameters, "MaxWaitingJobs", DEFAULT_MAX_WAITING_JOBS),
     )
+
+
+def _number(field: str, value: Any) -> Any:
+    """A CS string as the int or float the field wants; anything else unchanged."""
+    if not isinstance(value, str) or field not in _INTEGERS | _SECONDS:
+        return value
+    try:
+        return int(value.strip()) if field in _INTEGERS else float(value.strip())
+    except ValueError:
+        return value
 
 
 def _message(exc: ConfigurationError) -> str:
