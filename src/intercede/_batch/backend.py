@@ -370,6 +370,7 @@ class BatchBackend:
         """A listing, then one tar of exactly the selected files unpacked as it streams;
         limits checked before any transfer and again while unpacking, and every planned file
         must arrive whole. Both round trips share one ``transfer_timeout_s`` deadline."""
+        dest = _output_directory(dest)
         with self._deadline("get_output", transfer=True):
             await self._begin()
             jobs, bad = self._locate(handles)
@@ -394,6 +395,12 @@ class BatchBackend:
                 listing.rc, listing.stdout, listing.stderr, self._config.work_root
             )
             manifests, entries = collect.parse_listing(listing.stdout)
+            records = collect.chunk_records(listing.stdout)
+            for job in list(jobs):
+                mismatch = slurm.handle_mismatch(records, job.batch, job.index, job.job_id)
+                if mismatch is not None:
+                    result[job.job_id] = OpOutcome(ok=False, reason=f"not collected: {mismatch}")
+                    jobs.remove(job)
             plans = collect.plan_collection(
                 jobs,
                 manifests,
@@ -454,17 +461,13 @@ class BatchBackend:
             removable: list[JobLocation] = []
             for job in jobs:
                 state = reply.states.get(job.job_id)
-                recorded = reply.job_id_at(job.batch, job.index)
+                mismatch = slurm.handle_mismatch(reply.chunks, job.batch, job.index, job.job_id)
                 if _is_live(state) and state is not None:
                     result[job.job_id] = OpOutcome(
                         ok=False, reason=f"job is still {state.status.value}; kill it first"
                     )
-                elif job.batch in reply.chunks and recorded != job.job_id:
-                    result[job.job_id] = OpOutcome(
-                        ok=False,
-                        reason=f"not purged: copy {job.index} of batch {job.batch} is Slurm job "
-                        f"{recorded or 'none'}, not {job.job_id} (a stale or altered handle?)",
-                    )
+                elif mismatch is not None:
+                    result[job.job_id] = OpOutcome(ok=False, reason=f"not purged: {mismatch}")
                 else:
                     removable.append(job)
             if not removable:
@@ -558,7 +561,7 @@ class BatchBackend:
             suffix = "" if stream else f"/{name}"
             try:
                 raw = await self._transport.run(
-                    shell(_diagnostics_script(self._config.work_root, suffix)),
+                    shell(_diagnostics_script(self._config.work_root, suffix, stream=bool(stream))),
                     stdin=lines.encode(),
                     timeout=self._config.command_timeout_s,
                     stdout_limit=len(jobs) * (DIAGNOSTICS_MAX_BYTES + 2048) + 20480,
@@ -572,9 +575,23 @@ class BatchBackend:
                     f"{problem or f'exit code {raw.rc}'}"
                 )
             found = _read_tar(raw.stdout)
+            records = {
+                name[2:]: slurm.parse_chunk_record(data.decode("utf-8", errors="replace"))
+                for name, data in found.items()
+                if name.startswith("c/")
+            }
             for job in jobs:
-                content = found.get(job.job_id)
-                if content is None:
+                content = found.get(f"d/{job.job_id}")
+                why = found.get(f"w/{job.job_id}")
+                mismatch = slurm.handle_mismatch(records, job.batch, job.index, job.job_id)
+                if mismatch is not None:
+                    result[job.job_id] = OpOutcome(ok=False, reason=f"not read: {mismatch}")
+                elif why is not None:
+                    result[job.job_id] = OpOutcome(
+                        ok=False,
+                        reason=f"{label} {why.decode('utf-8', errors='replace').strip()}",
+                    )
+                elif content is None:
                     result[job.job_id] = OpOutcome(
                         ok=False, reason=f"no {label} for this job (not started yet, or purged)"
                     )
@@ -625,6 +642,20 @@ def _copies(copies: int | Sequence[CopyVars]) -> list[CopyVars]:
                 f"must be CopyVars, got {type(variant).__name__}", field=f"copies[{i}]"
             )
     return variants
+
+
+def _output_directory(dest: Path | str) -> Path:
+    """``dest`` made (with its parents) or refused naming the argument: an existing file, an
+    impossible path or one we may not write is the caller's mistake, not an outage."""
+    try:
+        path = Path(dest)
+        path.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError, TypeError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise SpecificationRejectedError(
+            f"cannot use {dest!s} as the output directory: {why}", field="dest"
+        ) from None
+    return path
 
 
 def _clip(text: str, limit: int = 2000) -> str:
@@ -710,19 +741,45 @@ def _octal(text: str) -> str:
     return "".join(f"\\{byte:03o}" for byte in os.fsencode(text))
 
 
-def _diagnostics_script(work_root: str, suffix: str) -> str:
-    """``tail -c`` of ``<path from stdin><suffix>`` per job into one tar; the one name asked
-    for is spelled in octal, so the command line holds no caller text and no N."""
+def _diagnostics_script(work_root: str, suffix: str, *, stream: bool) -> str:
+    """``tail -c`` of ``<path from stdin><suffix>`` per job into one tar (``d/<id>``), with
+    the reason a file was not read (``w/<id>``) and each batch's chunk record (``c/<batch>``)
+    so the caller can check a handle's id against its routing. The one name asked for is
+    spelled in octal, so the command line holds no caller text and no N.
+
+    Containment like ``get_output``'s: the file is resolved (every link followed) and must be
+    the stream itself (``stream``) or lie inside the job's working directory, which must
+    itself be a real directory at its own path; it must be a regular file tail can read.
+    """
+    inside = (
+        '[ "$r" = "$R/$p" ]'
+        if stream
+        else '[ "$w" = "$R/$p" ] && case "$r" in "$w"/*) ;; *) false ;; esac'
+    )
     return (
         f"cd {shlex.quote(work_root)} || exit 3\n"
+        "R=$(pwd -P) || exit 3\n"
         "t=$(mktemp -d) || exit 4\n"
         "trap 'rm -rf \"$t\"' EXIT\n"
         f"s=$(printf '{_octal(suffix)}'; echo x); s=${{s%x}}\n"
-        'mkdir "$t/d" || exit 4\n'
+        'mkdir "$t/d" "$t/w" "$t/c" || exit 4\n'
+        'cat > "$t/in"\n'
         "while read -r id p; do\n"
-        f'  [ -f "$p$s" ] && tail -c {DIAGNOSTICS_MAX_BYTES + 1} "$p$s" > "$t/d/$id"\n'
+        '  f="$p$s"\n'
+        '  [ -e "$f" ] || [ -L "$f" ] || continue\n'
+        '  r=$(realpath -e -- "$f" 2>/dev/null); w=$(realpath -e -- "$p" 2>/dev/null)\n'
+        f'  if ! {{ [ -n "$r" ] && {inside}; }}; then\n'
+        '    echo "leads outside the job\'s directory (a link?): not read" > "$t/w/$id"\n'
+        '  elif [ ! -f "$r" ]; then\n'
+        '    echo "is not a regular file: not read" > "$t/w/$id"\n'
+        f'  elif ! tail -c {DIAGNOSTICS_MAX_BYTES + 1} -- "$r" > "$t/d/$id" 2>/dev/null; then\n'
+        '    rm -f "$t/d/$id"; echo "cannot be read (permission denied?)" > "$t/w/$id"\n'
+        "  fi\n"
+        'done < "$t/in"\n'
+        'cut -d" " -f2 "$t/in" | cut -d/ -f1 | sort -u | while read -r b; do\n'
+        f'  [ -f "$b/{slurm.CHUNKS}" ] && cp "$b/{slurm.CHUNKS}" "$t/c/$b"\n'
         "done\n"
-        'tar -c -f - -C "$t/d" .\n'
+        'tar -c -f - -C "$t" d w c\n'
     )
 
 

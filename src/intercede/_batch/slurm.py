@@ -37,15 +37,18 @@ __all__ = [
     "compress_ids",
     "counts_script",
     "expand_job_ids",
+    "handle_mismatch",
     "is_transient",
     "map_state",
     "normalise_state",
     "parse_chunk",
+    "parse_chunk_record",
     "parse_counts",
     "parse_status",
     "parse_status_reply",
     "parse_submit",
     "quote_command",
+    "recorded_job_id",
     "resource_options",
     "sbatch_options",
     "status_input",
@@ -595,10 +598,36 @@ class StatusReply:
 
     def job_id_at(self, batch: str, index: int) -> str | None:
         """The Slurm id recorded for copy ``index`` of ``batch`` (``None``: no record)."""
-        for offset, size, array_id in self.chunks.get(batch, ()):
-            if offset <= index < offset + size:
-                return f"{array_id}_{index - offset}"
+        return recorded_job_id(self.chunks.get(batch, ()), index)
+
+
+def recorded_job_id(chunks: Iterable[tuple[int, int, str]], index: int) -> str | None:
+    """The Slurm id a batch's chunk record gives copy ``index`` (``None``: not recorded)."""
+    for offset, size, array_id in chunks:
+        if offset <= index < offset + size:
+            return f"{array_id}_{index - offset}"
+    return None
+
+
+def parse_chunk_record(text: str) -> tuple[tuple[int, int, str], ...]:
+    """The ``@@chunk`` lines of a ``<batch>/chunks`` file; unreadable lines are skipped."""
+    return tuple(c for c in (parse_chunk(line) for line in text.splitlines()) if c is not None)
+
+
+def handle_mismatch(
+    chunks: Mapping[str, Sequence[tuple[int, int, str]]], batch: str, index: int, job_id: str
+) -> str | None:
+    """Why a handle's id and routing do not belong together, by its batch's chunk record;
+    ``None`` when they do or the batch has no record (a submit that predates it)."""
+    if batch not in chunks:
         return None
+    recorded = recorded_job_id(chunks[batch], index)
+    if recorded == job_id:
+        return None
+    return (
+        f"copy {index} of batch {batch} is Slurm job {recorded or 'none'}, not {job_id} "
+        "(a stale or altered handle?)"
+    )
 
 
 def parse_status_reply(stdout: str, wanted: Iterable[str]) -> StatusReply:
