@@ -58,6 +58,33 @@ _NODES = re.compile(r"[1-9][0-9]*(-[1-9][0-9]*)?")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+class _Input(BaseModel):
+    """A model callers fill in: every text in it must be writable as UTF-8 (a lone surrogate
+    cannot be sent to a resource, stored as JSON or put in a script), refused naming the
+    field instead of failing later as a raw ``UnicodeEncodeError``."""
+
+    @field_validator("*")
+    @classmethod
+    def _utf8_text(cls, value: Any) -> Any:
+        if not _is_utf8(value):
+            raise ValueError("must be valid UTF-8 text (it holds a lone surrogate)")
+        return value
+
+
+def _is_utf8(value: object) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, Mapping):
+        return all(_is_utf8(k) and _is_utf8(v) for k, v in value.items())
+    if isinstance(value, tuple | list):
+        return all(_is_utf8(item) for item in value)
+    return True
+
+
 class JobStatus(enum.StrEnum):
     """Job states; values equal DIRAC's pilot status names, so mapping them is the identity."""
 
@@ -78,7 +105,7 @@ class JobStatus(enum.StrEnum):
 _FINAL = frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.ABORTED})
 
 
-class Resources(BaseModel):
+class Resources(_Input):
     """What one copy needs from the resource."""
 
     model_config = _FROZEN
@@ -104,7 +131,7 @@ class Resources(BaseModel):
         return value
 
 
-class FileRef(BaseModel):
+class FileRef(_Input):
     """An input file: ``source`` (a local path or a URL) lands as ``name`` in the working dir."""
 
     model_config = _FROZEN
@@ -124,7 +151,7 @@ class FileRef(BaseModel):
         return "://" in self.source
 
 
-class OutputMember(BaseModel):
+class OutputMember(_Input):
     """A file or glob in the working directory to bring back or upload."""
 
     model_config = _FROZEN
@@ -140,7 +167,7 @@ class OutputMember(BaseModel):
         return value
 
 
-class OutputSpec(BaseModel):
+class OutputSpec(_Input):
     """Which files the payload leaves behind that the caller wants.
 
     ``include_unlisted=True`` is DIRAC's ``outputs=["/"]``: everything, recursively. stdout,
@@ -164,7 +191,7 @@ class OutputSpec(BaseModel):
         return self.include_unlisted or any(m.destination is None for m in self.members)
 
 
-class CopyVars(BaseModel):
+class CopyVars(_Input):
     """What differs between copies of one spec.
 
     ``environment`` holds identifiers (a pilot stamp, say): the site may read them.
@@ -193,7 +220,7 @@ class CopyVars(BaseModel):
         return _environment_values(value)
 
 
-class SubmissionSpec(BaseModel):
+class SubmissionSpec(_Input):
     """One unit of work; ``submit`` runs ``copies`` of it."""
 
     model_config = _FROZEN
@@ -229,7 +256,7 @@ class SubmissionSpec(BaseModel):
         return self
 
 
-class JobHandle(BaseModel):
+class JobHandle(_Input):
     """The durable identity of one job: everything needed to find it again.
 
     It round-trips through JSON (``model_dump_json``/``model_validate_json``) and through a
