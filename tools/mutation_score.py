@@ -6,6 +6,7 @@ fails below ``--floor``. Survivors the docs accept (``docs/mutation.md``, one mu
 list item in backticks) are reported as accepted, the rest as new.
 
     python -m tools.mutation_score [--stats PATH] [--floor 85] [--survivors-file PATH]
+                                   [--accepted-doc PATH]
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stats", type=Path, default=DEFAULT_STATS)
     parser.add_argument("--floor", type=float, default=85.0)
+    parser.add_argument("--accepted-doc", type=Path, default=ACCEPTED_DOC)
     parser.add_argument(
         "--survivors-file",
         type=Path,
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"kill rate: {rate:.1f}% (floor {options.floor:g}%)")
     if options.survivors_file is not None:
-        accepted = accepted_survivors(ACCEPTED_DOC.read_text())
+        accepted = accepted_survivors(options.accepted_doc.read_text())
         survivors = re.findall(
             r"^\s*([\w.]+__mutmut_\d+): survived",
             options.survivors_file.read_text(),
