@@ -120,6 +120,16 @@ bench-facade:
 regress: engine dirac-env
     python -m harness regress --variants bookworm,trixie
 
+# Mutation testing (mutmut) of the batch backend, models, config and the sync runtime against
+# the unit tests; scope in pyproject.toml [tool.mutmut]. CPU heavy: hours on two cores; a
+# scheduled workflow runs it, not every CI run. Fails below an 85% kill rate.
+mutate *ARGS:
+    python -c 'import mutmut' 2>/dev/null || python -m pip install -q 'mutmut==3.8.1'
+    mutmut run {{ARGS}} || true
+    mutmut export-cicd-stats
+    mutmut results > mutants/survivors.txt || true
+    python -m tools.mutation_score --survivors-file mutants/survivors.txt
+
 # Build the docs site strictly.
 docs:
     python -m tools.gen_config_reference

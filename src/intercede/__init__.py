@@ -53,6 +53,7 @@ from .models import (
     SubmissionSpec,
 )
 from .protocols import (
+    BatchCleaner,
     Diagnosable,
     Explainer,
     JobBackend,
@@ -77,6 +78,7 @@ __all__ = [
     "AuthenticationError",
     "BackendClosedError",
     "BackendConfig",
+    "BatchCleaner",
     "BearerToken",
     "ConfigFile",
     "ConfigurationError",

@@ -7,10 +7,12 @@ of DIRAC's CS ``ParametersDict`` keys; ``docs/migration/dirac.md`` maps them key
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Annotated, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ._sbatch_options import submit_extra_problem
 
 __all__ = [
     "BackendConfig",
@@ -26,22 +28,12 @@ _STRICT = ConfigDict(
     frozen=True, extra="forbid", use_attribute_docstrings=True, hide_input_in_errors=True
 )
 _PLACEHOLDERS = ("{image}", "{command}")
-
-# sbatch options the backend sets itself, and why a second value breaks it. Long names match
-# by prefix too: sbatch (getopt_long) accepts any unambiguous abbreviation, ``--arr=0-3``.
-_RESERVED_LONG = {
-    "array": "the backend submits each chunk as its own --array",
-    "job-name": "counts() finds this backend's jobs by name; set job_name instead",
-    "output": "the backend places each job's log itself",
-    "error": "the backend places each job's stderr itself",
-    "export": "the backend builds the job environment; use SubmissionSpec.environment",
-    "parsable": "the backend already asks for it and parses the reply",
-    "chdir": "each job runs in its own directory under work_root",
-    "wrap": "the backend submits its own batch script",
-}
-_RESERVED_SHORT = {"a": "array", "J": "job-name", "o": "output", "e": "error", "D": "chdir"}
-_FLAG_SHORT = frozenset("hHOQsuvVW")
-"""sbatch's short options that take no argument, so a cluster like ``-vJx`` goes on."""
+# Numbers and booleans are strict (``true`` is not 1, ``"60"`` is not 60) and durations finite
+# and bounded: an ``inf`` timeout would let a frozen node hang a call for ever.
+_MAX_SECONDS = 7 * 86_400.0
+_Seconds: TypeAlias = Annotated[
+    float, Field(gt=0, le=_MAX_SECONDS, strict=True, allow_inf_nan=False)
+]
 
 
 class _BatchBase(BaseModel):
@@ -64,7 +56,10 @@ class _BatchBase(BaseModel):
     """Extra ``sbatch`` options, one argv item each (DIRAC ``SubmitOptions``). Options the
     backend sets itself are refused: ``--array``/``-a``, ``--job-name``/``-J``,
     ``--output``/``-o``, ``--error``/``-e``, ``--export``, ``--parsable``, ``--chdir``/``-D``,
-    ``--wrap`` and a bare ``--``."""
+    ``--wrap`` and a bare ``--``; so is any item sbatch would read as the batch script (one
+    that is neither an option nor the value of the option before it) and an option left
+    without its value at the end. Give values as ``--option=value`` unless the option always
+    takes one (``-p main`` and ``--partition main`` work)."""
     preamble: str = ""
     """Shell lines run in the batch script before the payload (DIRAC ``Preamble``)."""
     container_launcher: str | None = None
@@ -72,19 +67,21 @@ class _BatchBase(BaseModel):
     ``"apptainer exec docker://{image} {command}"``; without it container specs are refused."""
     job_name: str = "intercede"
     """Slurm job name given to this backend's jobs; ``counts()`` counts only these."""
-    max_array_size: Annotated[int, Field(ge=1)] | None = None
+    max_array_size: Annotated[int, Field(ge=1, strict=True)] | None = None
     """Largest array per ``sbatch``; ``None`` asks the cluster's ``MaxArraySize`` once."""
-    output_max_bytes: Annotated[int, Field(ge=1)] = 1 << 30
+    output_max_bytes: Annotated[int, Field(ge=1, strict=True)] = 1 << 30
     """Per job: refuse to collect more than this many bytes of output."""
-    output_max_files: Annotated[int, Field(ge=1)] = 10_000
+    output_max_files: Annotated[int, Field(ge=1, strict=True)] = 10_000
     """Per job: refuse to collect more than this many files."""
-    transfer_timeout_s: Annotated[float, Field(gt=0)] = 300.0
+    transfer_timeout_s: _Seconds = 300.0
     """Deadline of one ``submit`` or one ``get_output`` (listing and transfer together),
     covering everything it waits for: credentials, a channel, connecting, the commands."""
-    command_timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    command_timeout_s: _Seconds = 60.0
     """Deadline of one status, kill, purge, counts or diagnostics call, covering everything it
     waits for."""
-    credential_refresh_margin_s: Annotated[float, Field(ge=0)] = 300.0
+    credential_refresh_margin_s: Annotated[
+        float, Field(ge=0, le=_MAX_SECONDS, strict=True, allow_inf_nan=False)
+    ] = 300.0
     """Pull fresh credentials when the held ones expire within this margin."""
 
     @field_validator("work_root")
@@ -101,10 +98,18 @@ class _BatchBase(BaseModel):
     @field_validator("submit_extra")
     @classmethod
     def _no_reserved_options(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            reason = _reserved_option(item)
-            if reason is not None:
-                raise ValueError(reason)
+        reason = submit_extra_problem(value)
+        if reason is not None:
+            raise ValueError(reason)
+        return value
+
+    @field_validator("job_name")
+    @classmethod
+    def _a_job_name(cls, value: str) -> str:
+        # kill and counts read squeue's "%i|%T|%u|%j" lines: a '|' or a line break in the
+        # name would make the backend's own jobs look foreign and leave them running.
+        if not value or "|" in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("must be a non-empty name without '|' or control characters")
         return value
 
     @field_validator("container_launcher")
@@ -124,7 +129,7 @@ class SSHBatchConfig(_BatchBase):
     """Reach the batch system's login node over SSH."""
     host: str
     """Login node's host name or address (DIRAC ``SSHHost``)."""
-    port: Annotated[int, Field(ge=1, le=65535)] = 22
+    port: Annotated[int, Field(ge=1, le=65535, strict=True)] = 22
     """Login node's SSH port (DIRAC ``SSHPort``)."""
     user: str
     """Account on the login node that submits the jobs (DIRAC ``SSHUser``)."""
@@ -137,12 +142,19 @@ class SSHBatchConfig(_BatchBase):
     brackets, ``user@[2001:db8::1]:2222``. User defaults to ``user``, port to 22."""
     auth: Literal["key", "password"] = "key"
     """Which credential the provider must supply: ``SSHPrivateKey`` or ``SSHPassword``."""
-    connect_timeout_s: Annotated[float, Field(gt=0)] = 15.0
+    connect_timeout_s: _Seconds = 15.0
     """Give up opening one SSH connection after this many seconds."""
-    keepalive_interval_s: Annotated[float, Field(gt=0)] = 15.0
+    keepalive_interval_s: _Seconds = 15.0
     """Seconds between SSH keepalives, so a dead peer is noticed between agent cycles."""
-    reconnect_attempts: Annotated[int, Field(ge=1)] = 3
+    reconnect_attempts: Annotated[int, Field(ge=1, le=100, strict=True)] = 3
     """Connection attempts per operation before the whole operation fails."""
+
+    @field_validator("known_hosts", mode="before")
+    @classmethod
+    def _a_path(cls, value: object) -> object:
+        if not isinstance(value, str | PurePath) or not str(value) or "\x00" in str(value):
+            raise ValueError("must be a path string")
+        return value
 
     @field_validator("host", "user")
     @classmethod
@@ -215,24 +227,3 @@ def _parse_endpoint(text: str) -> tuple[str | None, str, int | None]:
             raise ValueError("port must be a number from 1 to 65535")
         port = int(port_text)
     return user or None, host, port
-
-
-def _reserved_option(item: str) -> str | None:
-    """Why ``item`` may not be in ``submit_extra`` (naming the option, never its value)."""
-    if item == "--":
-        return "'--' ends sbatch's options: the backend's own would be taken as the script"
-    if item.startswith("--"):
-        name = item[2:].partition("=")[0]
-        for reserved, why in _RESERVED_LONG.items():
-            if name and reserved.startswith(name):
-                return f"'--{name}' (sbatch --{reserved}) is not allowed: {why}"
-        return None
-    if item.startswith("-") and len(item) > 1:
-        for letter in item[1:]:
-            if letter in _RESERVED_SHORT:
-                reserved = _RESERVED_SHORT[letter]
-                why = _RESERVED_LONG[reserved]
-                return f"'-{letter}' (sbatch --{reserved}) is not allowed: {why}"
-            if letter not in _FLAG_SHORT:
-                return None  # the rest of the item is this option's value
-    return None

@@ -13,6 +13,8 @@ import base64
 import binascii
 import datetime as dt
 import json
+import os
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -35,6 +37,7 @@ __all__ = [
     "SSHPrivateKey",
     "StaticCredentials",
     "X509Proxy",
+    "private_file_problem",
 ]
 
 # hide_input_in_errors: pydantic would otherwise print the rejected value (a PEM, a token) in
@@ -222,6 +225,10 @@ class FileCredentials(_ProviderBase):
         wanted = set(requirements.kinds)
         expires = dt.datetime.now(dt.UTC) + self._reread_after
         found: list[BearerToken | X509Proxy | SSHPrivateKey | SSHPassword] = []
+        if "ssh_private_key" in wanted and self._ssh_key_file is not None:
+            problem = private_file_problem(self._ssh_key_file)
+            if problem is not None:
+                raise AuthenticationError(problem)
         try:
             if "ssh_private_key" in wanted and self._ssh_key_file is not None:
                 passphrase = (
@@ -253,6 +260,26 @@ class FileCredentials(_ProviderBase):
                 f"cannot read credential file {exc.filename}: {exc.strerror}"
             ) from None
         return self._check(CredentialSet(found), requirements)
+
+
+def private_file_problem(path: Path, *, private: bool = True) -> str | None:
+    """Why ``path`` cannot hold a credential we use, or ``None``: it must be a readable regular
+    file and, when ``private`` (an SSH private key), one that neither group nor others can
+    access: OpenSSH refuses such a key ("UNPROTECTED PRIVATE KEY FILE"), and so do we."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        return f"cannot use {path}: {exc.strerror or type(exc).__name__}"
+    if not stat.S_ISREG(info.st_mode):
+        return f"{path} is not a regular file"
+    if private and info.st_mode & 0o077:
+        return (
+            f"{path} is accessible by group or others (mode {stat.S_IMODE(info.st_mode):04o}); "
+            "OpenSSH refuses such a private key: chmod 600"
+        )
+    if not os.access(path, os.R_OK):
+        return f"cannot use {path}: not readable by this user"
+    return None
 
 
 def _one_line(text: str) -> str:

@@ -53,9 +53,37 @@ _FROZEN = ConfigDict(frozen=True, extra="forbid")
 # pydantic echoes the offending input (``input_value=...``) in every validation error; a model
 # that may carry secret material must never do that, or a typo prints the secret in a log.
 _SECRET_BEARING = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
-_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
-_NODES = re.compile(r"^[1-9][0-9]*(-[1-9][0-9]*)?$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Used with fullmatch only: ``$`` also matches before a final newline ("A\n" would pass).
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
+_NODES = re.compile(r"[1-9][0-9]*(-[1-9][0-9]*)?")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class _Input(BaseModel):
+    """A model callers fill in: every text in it must be writable as UTF-8 (a lone surrogate
+    cannot be sent to a resource, stored as JSON or put in a script), refused naming the
+    field instead of failing later as a raw ``UnicodeEncodeError``."""
+
+    @field_validator("*")
+    @classmethod
+    def _utf8_text(cls, value: Any) -> Any:
+        if not _is_utf8(value):
+            raise ValueError("must be valid UTF-8 text (it holds a lone surrogate)")
+        return value
+
+
+def _is_utf8(value: object) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, Mapping):
+        return all(_is_utf8(k) and _is_utf8(v) for k, v in value.items())
+    if isinstance(value, tuple | list):
+        return all(_is_utf8(item) for item in value)
+    return True
 
 
 class JobStatus(enum.StrEnum):
@@ -78,7 +106,7 @@ class JobStatus(enum.StrEnum):
 _FINAL = frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.ABORTED})
 
 
-class Resources(BaseModel):
+class Resources(_Input):
     """What one copy needs from the resource."""
 
     model_config = _FROZEN
@@ -95,7 +123,7 @@ class Resources(BaseModel):
     @field_validator("nodes")
     @classmethod
     def _nodes_is_count_or_range(cls, value: str) -> str:
-        if not _NODES.match(value):
+        if not _NODES.fullmatch(value):
             raise ValueError("must be a count like '2' or a range like '2-4'")
         if "-" in value:
             low, high = (int(part) for part in value.split("-"))
@@ -104,7 +132,7 @@ class Resources(BaseModel):
         return value
 
 
-class FileRef(BaseModel):
+class FileRef(_Input):
     """An input file: ``source`` (a local path or a URL) lands as ``name`` in the working dir."""
 
     model_config = _FROZEN
@@ -124,7 +152,7 @@ class FileRef(BaseModel):
         return "://" in self.source
 
 
-class OutputMember(BaseModel):
+class OutputMember(_Input):
     """A file or glob in the working directory to bring back or upload."""
 
     model_config = _FROZEN
@@ -140,7 +168,7 @@ class OutputMember(BaseModel):
         return value
 
 
-class OutputSpec(BaseModel):
+class OutputSpec(_Input):
     """Which files the payload leaves behind that the caller wants.
 
     ``include_unlisted=True`` is DIRAC's ``outputs=["/"]``: everything, recursively. stdout,
@@ -164,7 +192,7 @@ class OutputSpec(BaseModel):
         return self.include_unlisted or any(m.destination is None for m in self.members)
 
 
-class CopyVars(BaseModel):
+class CopyVars(_Input):
     """What differs between copies of one spec.
 
     ``environment`` holds identifiers (a pilot stamp, say): the site may read them.
@@ -183,12 +211,17 @@ class CopyVars(BaseModel):
     @classmethod
     def _names_are_identifiers(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
         for name in value:
-            if not _ENV_NAME.match(name):
+            if not _ENV_NAME.fullmatch(name):
                 raise ValueError(f"{name!r} is not a valid variable name")
         return value
 
+    @field_validator("environment")
+    @classmethod
+    def _values_are_text(cls, value: Mapping[str, str]) -> Mapping[str, str]:
+        return _environment_values(value)
 
-class SubmissionSpec(BaseModel):
+
+class SubmissionSpec(_Input):
     """One unit of work; ``submit`` runs ``copies`` of it."""
 
     model_config = _FROZEN
@@ -211,9 +244,9 @@ class SubmissionSpec(BaseModel):
     @classmethod
     def _env_names(cls, value: Mapping[str, str]) -> Mapping[str, str]:
         for name in value:
-            if not _ENV_NAME.match(name):
+            if not _ENV_NAME.fullmatch(name):
                 raise ValueError(f"{name!r} is not a valid variable name")
-        return value
+        return _environment_values(value)
 
     @model_validator(mode="after")
     def _inputs_unique(self) -> SubmissionSpec:
@@ -224,7 +257,7 @@ class SubmissionSpec(BaseModel):
         return self
 
 
-class JobHandle(BaseModel):
+class JobHandle(_Input):
     """The durable identity of one job: everything needed to find it again.
 
     It round-trips through JSON (``model_dump_json``/``model_validate_json``) and through a
@@ -248,7 +281,7 @@ class JobHandle(BaseModel):
     @field_validator("backend")
     @classmethod
     def _backend_is_scheme(cls, value: str) -> str:
-        if not _SCHEME.match(value):
+        if not _SCHEME.fullmatch(value):
             raise ValueError("must look like a URL scheme, e.g. 'slurm+ssh'")
         return value
 
@@ -421,6 +454,20 @@ class LoadCounts(BaseModel):
     def total(self) -> int:
         """DIRAC's ``total = R + W``."""
         return self.running + self.waiting
+
+
+def _environment_values(value: Mapping[str, str]) -> Mapping[str, str]:
+    """A value must reach the job byte for byte: a NUL cannot cross ``execve`` (the shell
+    would silently cut it out) and a lone surrogate cannot be written as UTF-8. The message
+    names the variable, never its value."""
+    for name, text in value.items():
+        if "\x00" in text:
+            raise ValueError(f"the value of {name} contains a NUL byte")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"the value of {name} is not valid UTF-8 text") from None
+    return value
 
 
 def _check_relative(value: str) -> None:

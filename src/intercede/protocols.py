@@ -32,6 +32,7 @@ from .models import (
 
 __all__ = [
     "AsyncClosable",
+    "BatchCleaner",
     "Diagnosable",
     "Explainer",
     "JobBackend",
@@ -130,4 +131,13 @@ class Explainer(Protocol):
     ) -> Mapping[JobID, Explanation | OpOutcome]:
         """Why each job is in its state (a pending job's reason, its queue's state); a job the
         resource no longer shows gets an ``OpOutcome``."""
+        ...
+
+
+@runtime_checkable
+class BatchCleaner(Protocol):
+    async def cleanup_batch(self, batch: str) -> OpOutcome:
+        """Remove what a submit whose outcome is in doubt left on the resource, by the
+        ``batch`` its ``SubmitUnavailableError``/``SubmitTimeoutError`` named; idempotent.
+        Refused (``ok=False``) while any job of the batch is queued or running."""
         ...

@@ -9,6 +9,8 @@ boundary so a broken backend fails here rather than at the first call.
 from __future__ import annotations
 
 import importlib
+import os
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +20,12 @@ from typing import Any, cast
 from pydantic import TypeAdapter, ValidationError
 
 from .config import BackendConfig, LocalBatchConfig, SSHBatchConfig
-from .credentials import CredentialProvider, FileCredentials, StaticCredentials
+from .credentials import (
+    CredentialProvider,
+    FileCredentials,
+    StaticCredentials,
+    private_file_problem,
+)
 from .errors import ConfigurationError
 from .protocols import JobBackend
 
@@ -194,9 +201,7 @@ def load_config(path: str | Path) -> ConfigFile:
     reported at once (one per line of the ``ConfigurationError``), each naming its key."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+        data = tomllib.loads(_read_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
     problems: list[str] = []
@@ -260,7 +265,33 @@ def _credential_files(
             problems.append(f"{where}.{key}: must be a path (a non-empty string)")
         else:
             files[key] = _beside(path, value)
+            problem = private_file_problem(files[key], private=key == "ssh_key_file")
+            if problem is not None:
+                problems.append(f"{where}.{key}: {problem}")
     return files
+
+
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text. Opened without blocking and checked to be a regular file
+    first: a FIFO (or a device) at that path would otherwise block the caller forever."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ConfigurationError(f"{path} is not a regular file")
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            data = handle.read()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"{path} is not UTF-8 text (byte {exc.start} cannot be decoded)"
+        ) from None
 
 
 def _beside(config_file: Path, value: str) -> Path:

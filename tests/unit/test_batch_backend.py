@@ -385,6 +385,7 @@ async def test_file_credentials_are_read_again_once_stale(
 ) -> None:
     key_file = tmp_path / "id"
     key_file.write_text("old key")
+    key_file.chmod(0o600)
     # Re-read interval inside the 300 s margin: every operation finds the set stale.
     stale = CountingFiles(FileCredentials(ssh_key_file=key_file, reread_after_s=200))
     backend = _backend(config, provider=stale)
@@ -498,6 +499,7 @@ def _keypair(tmp_path: Path, name: str) -> tuple[Path, bytes]:
     key = asyncssh.generate_private_key("ssh-ed25519")
     path = tmp_path / name
     path.write_bytes(key.export_private_key())
+    path.chmod(0o600)
     return path, key.export_public_key()
 
 
@@ -509,6 +511,7 @@ async def test_a_rejected_login_pulls_once_more_and_retries(
     new_file, new_public = _keypair(tmp_path, "new")
     key_file = tmp_path / "id"
     key_file.write_bytes(old_file.read_bytes())
+    key_file.chmod(0o600)
     login.keys = {old_public}
     provider = CountingFiles(FileCredentials(ssh_key_file=key_file, reread_after_s=3600))
     async with build(config, provider) as backend:

@@ -35,7 +35,7 @@ def test_types_defaults_and_constraints_are_rendered() -> None:
     assert rows["host"] == ("string", "**required**")
     assert rows["queue"] == ("string or none", "unset")
     assert rows["auth"] == ('`"key"` or `"password"`', '`"key"`')
-    assert rows["transfer_timeout_s"] == ("number (> 0)", "`300.0`")
+    assert rows["transfer_timeout_s"] == ("number (> 0, ≤ 604800.0)", "`300.0`")
     assert rows["submit_extra"] == ("list of string", "`[]`")
     assert rows["known_hosts"][0] == "path"
 

@@ -74,6 +74,7 @@ def files(tmp_path: Path) -> dict[str, Path]:
     for name, text in contents.items():
         paths[name] = tmp_path / name
         paths[name].write_text(text)
+        paths[name].chmod(0o600)
     return paths
 
 

@@ -325,6 +325,9 @@ queue = "second"
 port = 2223
 """,
     )
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "id").write_text("key")
+    (tmp_path / "keys" / "id").chmod(0o600)
     loaded = load_config(path)
     assert set(loaded.queues) == {"main", "second"}
     assert loaded.queues["main"].queue == "main"
@@ -430,6 +433,7 @@ async def test_every_credentials_key_reaches_the_provider(tmp_path: Path) -> Non
     }
     for name, text in keys.items():
         (tmp_path / "secrets" / name).write_text(text)
+        (tmp_path / "secrets" / name).chmod(0o600)
     table = "".join(f'{name} = "secrets/{name}"\n' for name in keys)
     loaded = load_config(
         _write(

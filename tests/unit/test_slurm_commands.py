@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from intercede import LocalBatchConfig, Resources, SpecificationRejectedError, SubmissionSpec
 from intercede._batch import slurm
@@ -149,7 +150,7 @@ def test_container_launcher_template_wraps_the_command() -> None:
 
 @pytest.mark.parametrize(
     ("arguments", "field"),
-    [(("ok", "bad\x00"), "arguments[1]"), (("\udc80",), "arguments[0]")],
+    [(("ok", "bad\x00"), "arguments[1]")],
 )
 def test_arguments_that_cannot_reach_a_job_are_refused(
     arguments: tuple[str, ...], field: str
@@ -158,6 +159,12 @@ def test_arguments_that_cannot_reach_a_job_are_refused(
     with pytest.raises(SpecificationRejectedError) as info:
         slurm.batch_script(spec, _config(), "/w/b", "true", has_inputs=False)
     assert info.value.field == field
+
+
+def test_an_argument_that_is_not_utf8_text_is_refused_by_the_spec_itself() -> None:
+    with pytest.raises(ValidationError) as info:
+        SubmissionSpec(executable="/bin/true", arguments=("\udc80",))
+    assert info.value.errors()[0]["loc"] == ("arguments",)
 
 
 def test_status_and_cancel_scripts_do_not_grow_with_n() -> None:

@@ -50,6 +50,7 @@ def test_the_contract_has_the_operations_the_brief_lists() -> None:
         "get_diagnostics",
         "counts",
         "explain",
+        "cleanup_batch",  # issue 13: what a submit in doubt left, removed by batch id
     }
 
 

@@ -251,3 +251,23 @@ def test_every_just_recipe_used_exists() -> None:
     assert used
     missing = sorted(used - _justfile_recipes())
     assert missing == [], f"workflows call Justfile recipes that do not exist: {missing}"
+
+
+def test_mutation_testing_is_scheduled_not_run_on_every_push() -> None:
+    mutate = _load("mutate.yml")
+    triggers = _triggers(mutate)
+    assert triggers["schedule"][0]["cron"]
+    assert "push" not in triggers
+    assert "pull_request" not in triggers
+    assert "./just mutate" in _runs(mutate)
+    assert "mutate" in _justfile_recipes()
+
+
+def test_the_mutation_workflow_pins_every_action_by_commit() -> None:
+    text = (WORKFLOWS / "mutate.yml").read_text()
+    uses = re.findall(r"uses: (\S+)(.*)", text)
+    assert uses
+    for action, comment in uses:
+        name, _, ref = action.partition("@")
+        assert re.fullmatch(r"[0-9a-f]{40}", ref), f"{name} is not pinned by a full commit SHA"
+        assert re.fullmatch(r" # v\d+\.\d+\.\d+", comment), f"{name} lacks its version comment"

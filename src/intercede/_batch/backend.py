@@ -16,6 +16,7 @@ import datetime as dt
 import io
 import logging
 import os
+import re
 import shlex
 import tarfile
 import time
@@ -54,6 +55,7 @@ from ..models import (
     SubmissionSpec,
 )
 from ..protocols import (
+    BatchCleaner,
     Diagnosable,
     Explainer,
     JobBackend,
@@ -65,7 +67,7 @@ from ..protocols import (
 from . import collect, slurm
 from .layout import JobLocation, locate
 from .pipe import run_into
-from .staging import build_batch_archive, check_submittable, is_contained
+from .staging import build_batch_archive, check_sizes, check_submittable, is_contained
 from .transport import OutputLimitError, Transport, shell, tar_command, tar_input
 
 __all__ = [
@@ -82,6 +84,7 @@ DIAGNOSTIC_STREAMS = {":stdout": "stdout", ":stderr": "stderr", ":log": "log"}
 file with one of these names is read as ``./:stderr``."""
 
 _log = logging.getLogger("intercede.batch")
+_BATCH = re.compile(r"[0-9a-f]{32}")
 
 
 class BatchBackend:
@@ -266,6 +269,7 @@ class BatchBackend:
         await self._begin()
         variants = _copies(copies)
         check_submittable(spec, self._config)
+        check_sizes(spec, variants)
         batch_dir = f"{self._config.work_root}/{batch}"
         script = slurm.batch_script(
             spec,
@@ -408,6 +412,7 @@ class BatchBackend:
         """A listing, then one tar of exactly the selected files unpacked as it streams;
         limits checked before any transfer and again while unpacking, and every planned file
         must arrive whole. Both round trips share one ``transfer_timeout_s`` deadline."""
+        dest = _output_directory(dest)
         with self._deadline("get_output", transfer=True, jobs=len(handles)):
             await self._begin()
             jobs, bad = self._locate(handles)
@@ -432,6 +437,12 @@ class BatchBackend:
                 listing.rc, listing.stdout, listing.stderr, self._config.work_root
             )
             manifests, entries = collect.parse_listing(listing.stdout)
+            records = collect.chunk_records(listing.stdout)
+            for job in list(jobs):
+                mismatch = slurm.handle_mismatch(records, job.batch, job.index, job.job_id)
+                if mismatch is not None:
+                    result[job.job_id] = OpOutcome(ok=False, reason=f"not collected: {mismatch}")
+                    jobs.remove(job)
             plans = collect.plan_collection(
                 jobs,
                 manifests,
@@ -492,17 +503,13 @@ class BatchBackend:
             removable: list[JobLocation] = []
             for job in jobs:
                 state = reply.states.get(job.job_id)
-                recorded = reply.job_id_at(job.batch, job.index)
+                mismatch = slurm.handle_mismatch(reply.chunks, job.batch, job.index, job.job_id)
                 if _is_live(state) and state is not None:
                     result[job.job_id] = OpOutcome(
                         ok=False, reason=f"job is still {state.status.value}; kill it first"
                     )
-                elif job.batch in reply.chunks and recorded != job.job_id:
-                    result[job.job_id] = OpOutcome(
-                        ok=False,
-                        reason=f"not purged: copy {job.index} of batch {job.batch} is Slurm job "
-                        f"{recorded or 'none'}, not {job.job_id} (a stale or altered handle?)",
-                    )
+                elif mismatch is not None:
+                    result[job.job_id] = OpOutcome(ok=False, reason=f"not purged: {mismatch}")
                 else:
                     removable.append(job)
             if not removable:
@@ -521,6 +528,50 @@ class BatchBackend:
                     else OpOutcome(ok=True, reason="already gone")
                 )
             return result
+
+    # --- cleanup of a submit in doubt -----------------------------------------------------------
+
+    async def cleanup_batch(self, batch: str) -> OpOutcome:
+        """Remove everything a submit left under ``<work_root>/<batch>`` (staged files, secrets,
+        logs), by the batch id a ``SubmitUnavailableError``/``SubmitTimeoutError`` named.
+
+        Idempotent (a batch already gone is ``ok`` with reason ``"already gone"``). Refused
+        (``ok=False``, nothing removed) while the submit still runs on the resource or while
+        any of the batch's jobs is queued or running: the reason lists them by Slurm id. Raises
+        ``ResourceUnavailableError`` when squeue cannot say (nothing is removed then).
+        """
+        if not isinstance(batch, str) or not _BATCH.fullmatch(batch):
+            raise SpecificationRejectedError(
+                "must be the 32-hex-digit batch id a submit in doubt reported", field="batch"
+            )
+        with self._deadline("cleanup_batch"):
+            await self._begin()
+            _, out, err = await self._run(slurm.cleanup_script(self._config.work_root, batch))
+        lines = out.splitlines()
+        live = [line.split(" ", 2)[1:] for line in lines if line.startswith("@@live ")]
+        if live:
+            listed = ", ".join(f"{job} ({' '.join(state)})" for job, *state in live[:20])
+            more = f" and {len(live) - 20} more" if len(live) > 20 else ""
+            return OpOutcome(
+                ok=False,
+                reason=f"not removed: {len(live)} job(s) of batch {batch} still queued or "
+                f"running: {listed}{more}; cancel them first",
+            )
+        if "@@busy" in lines:
+            return OpOutcome(
+                ok=False,
+                reason=f"not removed: the submit of batch {batch} is still running on the "
+                "resource; try again shortly",
+            )
+        if "@@removed" in lines:
+            _log.info("removed batch %s left by a submit in doubt", batch)
+            return OpOutcome(ok=True)
+        if "@@gone" in lines:
+            return OpOutcome(ok=True, reason="already gone")
+        raise ResourceUnavailableError(
+            f"cannot tell whether batch {batch} still has live jobs; nothing removed: "
+            f"{_clip(err) or _clip(out) or 'no reply'}"
+        )
 
     # --- diagnostics -------------------------------------------------------------------------
 
@@ -552,7 +603,7 @@ class BatchBackend:
             suffix = "" if stream else f"/{name}"
             try:
                 raw = await self._transport.run(
-                    shell(_diagnostics_script(self._config.work_root, suffix)),
+                    shell(_diagnostics_script(self._config.work_root, suffix, stream=bool(stream))),
                     stdin=lines.encode(),
                     timeout=self._config.command_timeout_s,
                     stdout_limit=len(jobs) * (DIAGNOSTICS_MAX_BYTES + 2048) + 20480,
@@ -566,9 +617,23 @@ class BatchBackend:
                     f"{problem or f'exit code {raw.rc}'}"
                 )
             found = _read_tar(raw.stdout)
+            records = {
+                name[2:]: slurm.parse_chunk_record(data.decode("utf-8", errors="replace"))
+                for name, data in found.items()
+                if name.startswith("c/")
+            }
             for job in jobs:
-                content = found.get(job.job_id)
-                if content is None:
+                content = found.get(f"d/{job.job_id}")
+                why = found.get(f"w/{job.job_id}")
+                mismatch = slurm.handle_mismatch(records, job.batch, job.index, job.job_id)
+                if mismatch is not None:
+                    result[job.job_id] = OpOutcome(ok=False, reason=f"not read: {mismatch}")
+                elif why is not None:
+                    result[job.job_id] = OpOutcome(
+                        ok=False,
+                        reason=f"{label} {why.decode('utf-8', errors='replace').strip()}",
+                    )
+                elif content is None:
                     result[job.job_id] = OpOutcome(
                         ok=False, reason=f"no {label} for this job (not started yet, or purged)"
                     )
@@ -654,16 +719,46 @@ def _count(copies: int | Sequence[CopyVars]) -> int:
     return copies if isinstance(copies, int) else len(copies)
 
 
+def _output_directory(dest: Path | str) -> Path:
+    """``dest`` made (with its parents) or refused naming the argument: an existing file, an
+    impossible path or one we may not write is the caller's mistake, not an outage."""
+    try:
+        path = Path(dest)
+        path.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError, TypeError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise SpecificationRejectedError(
+            f"cannot use {dest!s} as the output directory: {why}", field="dest"
+        ) from None
+    return path
+
+
 def _clip(text: str, limit: int = 2000) -> str:
     text = text.strip()
     return text if len(text) <= limit else text[:limit] + " ..."
 
 
+STAGING_EXIT_CODES = {
+    90: "cannot create or enter the work root",
+    91: "cannot create the batch directory",
+    92: "cannot unpack the batch (disk full, quota, or the upload broke off)",
+}
+"""Exit codes of the submit script that fail before any ``sbatch`` ran: nothing can have
+been queued, and the script removed what it had unpacked."""
+
+
 def _submit_error(rc: int, message: str, work_root: str, batch: str) -> InterCEdeError:
+    """The class of a submit that queued nothing (the first chunk failed).
+
+    Staging failures queued nothing for sure: ``ResourceUnavailableError``, not the "outcome in
+    doubt" class. A sbatch refusal is retryable (``SubmitUnavailableError``: sbatch may have
+    lost the controller's answer) or permanent (``SpecificationRejectedError``) by
+    ``slurm.TRANSIENT_SUBMIT_ERRORS``.
+    """
     text = _clip(message) or f"exit code {rc}"
-    if rc in (90, 91, 92):
-        return SubmitUnavailableError(
-            f"cannot stage the batch under {work_root}: {text}", batch=batch
+    if rc in STAGING_EXIT_CODES:
+        return ResourceUnavailableError(
+            f"{STAGING_EXIT_CODES[rc]} under {work_root}; nothing was queued: {text}"
         )
     if rc == 93 and not slurm.is_transient(text):
         return SpecificationRejectedError(f"sbatch refused the submission: {text}")
@@ -728,19 +823,45 @@ def _octal(text: str) -> str:
     return "".join(f"\\{byte:03o}" for byte in os.fsencode(text))
 
 
-def _diagnostics_script(work_root: str, suffix: str) -> str:
-    """``tail -c`` of ``<path from stdin><suffix>`` per job into one tar; the one name asked
-    for is spelled in octal, so the command line holds no caller text and no N."""
+def _diagnostics_script(work_root: str, suffix: str, *, stream: bool) -> str:
+    """``tail -c`` of ``<path from stdin><suffix>`` per job into one tar (``d/<id>``), with
+    the reason a file was not read (``w/<id>``) and each batch's chunk record (``c/<batch>``)
+    so the caller can check a handle's id against its routing. The one name asked for is
+    spelled in octal, so the command line holds no caller text and no N.
+
+    Containment like ``get_output``'s: the file is resolved (every link followed) and must be
+    the stream itself (``stream``) or lie inside the job's working directory, which must
+    itself be a real directory at its own path; it must be a regular file tail can read.
+    """
+    inside = (
+        '[ "$r" = "$R/$p" ]'
+        if stream
+        else '[ "$w" = "$R/$p" ] && case "$r" in "$w"/*) ;; *) false ;; esac'
+    )
     return (
         f"cd {shlex.quote(work_root)} || exit 3\n"
+        "R=$(pwd -P) || exit 3\n"
         "t=$(mktemp -d) || exit 4\n"
         "trap 'rm -rf \"$t\"' EXIT\n"
         f"s=$(printf '{_octal(suffix)}'; echo x); s=${{s%x}}\n"
-        'mkdir "$t/d" || exit 4\n'
+        'mkdir "$t/d" "$t/w" "$t/c" || exit 4\n'
+        'cat > "$t/in"\n'
         "while read -r id p; do\n"
-        f'  [ -f "$p$s" ] && tail -c {DIAGNOSTICS_MAX_BYTES + 1} "$p$s" > "$t/d/$id"\n'
+        '  f="$p$s"\n'
+        '  [ -e "$f" ] || [ -L "$f" ] || continue\n'
+        '  r=$(realpath -e -- "$f" 2>/dev/null); w=$(realpath -e -- "$p" 2>/dev/null)\n'
+        f'  if ! {{ [ -n "$r" ] && {inside}; }}; then\n'
+        '    echo "leads outside the job\'s directory (a link?): not read" > "$t/w/$id"\n'
+        '  elif [ ! -f "$r" ]; then\n'
+        '    echo "is not a regular file: not read" > "$t/w/$id"\n'
+        f'  elif ! tail -c {DIAGNOSTICS_MAX_BYTES + 1} -- "$r" > "$t/d/$id" 2>/dev/null; then\n'
+        '    rm -f "$t/d/$id"; echo "cannot be read (permission denied?)" > "$t/w/$id"\n'
+        "  fi\n"
+        'done < "$t/in"\n'
+        'cut -d" " -f2 "$t/in" | cut -d/ -f1 | sort -u | while read -r b; do\n'
+        f'  [ -f "$b/{slurm.CHUNKS}" ] && cp "$b/{slurm.CHUNKS}" "$t/c/$b"\n'
         "done\n"
-        'tar -c -f - -C "$t/d" .\n'
+        'tar -c -f - -C "$t" d w c\n'
     )
 
 
@@ -768,3 +889,4 @@ _purge: type[Purgeable] = BatchBackend
 _diagnose: type[Diagnosable] = BatchBackend
 _load: type[LoadReporter] = BatchBackend
 _explain: type[Explainer] = BatchBackend
+_clean: type[BatchCleaner] = BatchBackend

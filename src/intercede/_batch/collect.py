@@ -36,6 +36,7 @@ from typing import IO
 from ..errors import ResourceUnavailableError
 from ..models import JobOutput, OpOutcome
 from .layout import MANIFEST, JobLocation
+from .slurm import CHUNKS, parse_chunk_record
 from .staging import escapes, is_contained, matches_member
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "Plan",
     "Unpacker",
     "check_listing",
+    "chunk_records",
     "listing_input",
     "listing_script",
     "parse_listing",
@@ -87,12 +89,30 @@ def listing_script(work_root: str) -> str:
         'cat > "$t"\n'
         "sed -n 's/^B //p' \"$t\" | while read -r b; do\n"
         f'  echo "@@manifest $b"; cat "$b/{MANIFEST}" 2>/dev/null; echo; echo @@end\n'
+        f'  [ -f "$b/{CHUNKS}" ] && {{ echo "@@chunks $b"; cat "$b/{CHUNKS}"; echo @@end; }}\n'
         "done\n"
         "echo @@find\n"
         "sed -n 's/^P //p' \"$t\" | xargs -r sh -c"
         f' \'exec find "$@" -printf "{_FIND_FORMAT}"\' sh 2>/dev/null\n'
         "exit 0\n"
     )
+
+
+def chunk_records(stdout: bytes) -> dict[str, tuple[tuple[int, int, str], ...]]:
+    """Each listed batch's chunk record (``<batch>/chunks``), for checking handles."""
+    head = stdout.partition(b"@@find\n")[0].decode("utf-8", errors="replace")
+    records: dict[str, tuple[tuple[int, int, str], ...]] = {}
+    batch: str | None = None
+    body: list[str] = []
+    for line in head.splitlines():
+        if line.startswith("@@chunks "):
+            batch, body = line.split(maxsplit=1)[1], []
+        elif line == "@@end" and batch is not None:
+            records[batch] = parse_chunk_record("\n".join(body))
+            batch = None
+        elif batch is not None:
+            body.append(line)
+    return records
 
 
 def parse_listing(stdout: bytes) -> tuple[dict[str, dict[str, object]], dict[str, Entry]]:

@@ -36,8 +36,10 @@ __all__ = [
 BATCH_SCRIPT = "job.sh"
 MANIFEST = "manifest.json"
 
-_JOB_ID = re.compile(r"^([0-9]+)_([0-9]+)$")
-_ROUTING = re.compile(r"^([0-9a-f]{32})/(0|[1-9][0-9]*)$")
+# fullmatch, never ``$``: ``$`` also matches before a final newline, and a handle whose id
+# ends in "\n" (``%0A`` in its compact form) would address the right job under a wrong id.
+_JOB_ID = re.compile(r"([0-9]+)_([0-9]+)", re.ASCII)
+_ROUTING = re.compile(r"([0-9a-f]{32})/(0|[1-9][0-9]*)", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -77,10 +79,10 @@ def locate(handle: JobHandle, *, backend: str, resource: str) -> JobLocation | s
             f"handle belongs to {handle.backend}://{handle.resource}, "
             f"not this backend ({backend}://{resource})"
         )
-    id_match = _JOB_ID.match(handle.id)
+    id_match = _JOB_ID.fullmatch(handle.id)
     if id_match is None:
         return f"malformed Slurm job id {handle.id!r} (expected <arrayjob>_<task>)"
-    routing_match = _ROUTING.match(handle.routing)
+    routing_match = _ROUTING.fullmatch(handle.routing)
     if routing_match is None:
         return f"malformed routing {handle.routing!r} (expected <batch>/<index>)"
     return JobLocation(

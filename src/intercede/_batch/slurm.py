@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_MAX_ARRAY_SIZE",
     "EXIT_LINE",
     "SLURM_STATES",
+    "SUBMITTING",
     "TRANSIENT_SUBMIT_ERRORS",
     "SlurmJobState",
     "SlurmScheduler",
@@ -32,18 +33,22 @@ __all__ = [
     "batch_comment",
     "batch_script",
     "cancel_script",
+    "cleanup_script",
     "compress_ids",
     "counts_script",
     "expand_job_ids",
+    "handle_mismatch",
     "is_transient",
     "map_state",
     "normalise_state",
     "parse_chunk",
+    "parse_chunk_record",
     "parse_counts",
     "parse_status",
     "parse_status_reply",
     "parse_submit",
     "quote_command",
+    "recorded_job_id",
     "resource_options",
     "sbatch_options",
     "status_input",
@@ -109,12 +114,12 @@ def map_state(raw: str) -> JobStatus:
 
 # --- job ids -----------------------------------------------------------------------------
 
-_COLLAPSED = re.compile(r"^([0-9]+)_\[([0-9,\-]+)(?:%[0-9]+)?\]$")
+_COLLAPSED = re.compile(r"([0-9]+)_\[([0-9,\-]+)(?:%[0-9]+)?\]")
 
 
 def expand_job_ids(field: str) -> list[str]:
     """One squeue/sacct JobID field → task ids: ``"7_[0-2,5%2]"`` → ``7_0 7_1 7_2 7_5``."""
-    match = _COLLAPSED.match(field.strip())
+    match = _COLLAPSED.fullmatch(field.strip())
     if match is None:
         return [field.strip()]
     array, ranges = match.groups()
@@ -282,6 +287,10 @@ CANCELLED = "cancelled"
 """``<batch>/cancelled``: the task ids ``kill`` cancelled while they were live, one a line: the
 only trace of a task cancelled inside its pending array record (see ``status_script``)."""
 
+SUBMITTING = "submitting"
+"""``<batch>/submitting``: the process id of the submit script while it runs, so a cleanup
+never removes a batch whose submit is still unpacking or calling sbatch on the resource."""
+
 CHUNKS = "chunks"
 """``<batch>/chunks``: the ``@@chunk`` lines of every chunk sbatch accepted, written as they
 happen, so a submit whose reply was lost can be reconciled (and purge can check a handle)."""
@@ -312,6 +321,7 @@ def submit_script(
         f"mkdir -p {root} && cd {root} || exit 90\n"
         f"b={batch}\n"
         'mkdir "$b" || exit 91\n'
+        f'echo $$ > "$b/{SUBMITTING}"\n'
         'tar -x -f - -C "$b" || { rm -rf "$b"; exit 92; }\n' + ask_max + f"n={copies}\n"
         "o=0\n"
         'while [ "$o" -lt "$n" ]; do\n'
@@ -328,7 +338,7 @@ def submit_script(
         "  fi\n"
         "  o=$((o + k))\n"
         "done\n"
-        'rm -f "$b/sbatch.err"\n'
+        f'rm -f "$b/sbatch.err" "$b/{SUBMITTING}"\n'
     )
 
 
@@ -391,11 +401,17 @@ def parse_submit(stdout: str) -> SubmitReply:
     )
 
 
-# sbatch's messages for a refusal that goes away by itself: the controller is busy or down, or
-# a submit quota (QOS/association MaxSubmitJobs, MaxJobCount) is full until jobs finish. Slurm
-# words the quota case as "Job violates accounting/QOS policy (job submit limit, ...)".
+# sbatch's messages for a refusal that goes away by itself: the controller is busy, down or
+# unreachable, authentication (munge) is down on either side, or a submit quota
+# (QOS/association MaxSubmitJobs, MaxJobCount) is full until jobs finish. Slurm words the quota
+# case as "Job violates accounting/QOS policy (job submit limit, ...)". Each entry is matched
+# against sbatch's stderr recorded from both Slurm variants
+# (tests/unit/data/slurm/<variant>/sbatch_refusals.json).
 TRANSIENT_SUBMIT_ERRORS = (
     "unable to contact",
+    "unable to establish control machine address",  # controller's name does not resolve
+    "protocol authentication error",  # munged down on the submit host
+    "zero bytes were transmitted or received",  # munged down on the controller
     "socket timed out",
     "connection refused",
     "temporarily unable",
@@ -410,8 +426,8 @@ TRANSIENT_SUBMIT_ERRORS = (
     "assocgrpsubmitjob",
 )
 """The one classification table: a sbatch message holding any of these (case-insensitive) is
-``ResourceUnavailableError`` (try again later); any other refusal is
-``SpecificationRejectedError`` (this spec will never be accepted)."""
+retryable (``SubmitUnavailableError``, a ``ResourceUnavailableError``: try again later); any
+other refusal is ``SpecificationRejectedError`` (this spec will never be accepted)."""
 
 
 def is_transient(message: str) -> bool:
@@ -547,6 +563,41 @@ def cancel_script(work_root: str, job_name: str) -> str:
     )
 
 
+def cleanup_script(work_root: str, batch: str) -> str:
+    """Remove ``<work_root>/<batch>`` unless its submit still runs there or one of its jobs is
+    still live; one round trip. ``batch`` is validated by the caller (32 hex digits).
+
+    A job belongs to the batch when its comment carries ``intercede:<batch>`` or its array id
+    is in the batch's chunk record (a ``--comment`` in ``submit_extra`` replaces ours). Any
+    state not known to be final counts as live. Replies: ``@@busy``, ``@@rc squeue <n>``
+    (squeue failed: nothing removed), ``@@live <id> <state>`` lines (nothing removed),
+    ``@@removed`` or ``@@gone``.
+    """
+    final = ",".join(sorted(raw for raw, status in SLURM_STATES.items() if status.is_final))
+    return (
+        f"cd {shlex.quote(work_root)} 2>/dev/null || {{ echo @@gone; exit 0; }}\n"
+        f"b={batch}\n"
+        f'if [ -f "$b/{SUBMITTING}" ] && kill -0 "$(cat "$b/{SUBMITTING}")" 2>/dev/null; then\n'
+        "  echo @@busy; exit 0\n"
+        "fi\n"
+        "t=$(mktemp -d) || exit 4\n"
+        "trap 'rm -rf \"$t\"' EXIT\n"
+        f'squeue -h -r -t all -u "$(id -un)" -o "%i|%T|%k" > "$t/q"\n'
+        's=$?; [ "$s" -eq 0 ] || { echo "@@rc squeue $s"; exit 0; }\n'
+        f'[ -f "$b/{CHUNKS}" ] && cut -d" " -f4 "$b/{CHUNKS}" | cut -d";" -f1 > "$t/arrays"\n'
+        'touch "$t/arrays"\n'
+        f"awk -F'|' -v c=\"|intercede:$b\" -v final={final}"
+        ' \'BEGIN { n = split(final, f, ","); for (i = 1; i <= n; i++) done[f[i]] = 1 }'
+        " FILENAME == ARGV[1] { a[$0] = 1; next }"
+        ' { split($1, id, "_"); split($2, w, " "); st = w[1]; sub(/\\+$/, "", st) }'
+        ' (index($0, c) || (id[1] in a)) && !(st in done) { print "@@live " $1 " " $2 }\''
+        ' "$t/arrays" "$t/q" > "$t/live"\n'
+        'if [ -s "$t/live" ]; then cat "$t/live"; exit 0; fi\n'
+        '[ -e "$b" ] || { echo @@gone; exit 0; }\n'
+        'rm -rf "$b" && echo @@removed\n'
+    )
+
+
 @dataclass(frozen=True)
 class SlurmJobState:
     """One job as Slurm reports it."""
@@ -579,10 +630,36 @@ class StatusReply:
 
     def job_id_at(self, batch: str, index: int) -> str | None:
         """The Slurm id recorded for copy ``index`` of ``batch`` (``None``: no record)."""
-        for offset, size, array_id in self.chunks.get(batch, ()):
-            if offset <= index < offset + size:
-                return f"{array_id}_{index - offset}"
+        return recorded_job_id(self.chunks.get(batch, ()), index)
+
+
+def recorded_job_id(chunks: Iterable[tuple[int, int, str]], index: int) -> str | None:
+    """The Slurm id a batch's chunk record gives copy ``index`` (``None``: not recorded)."""
+    for offset, size, array_id in chunks:
+        if offset <= index < offset + size:
+            return f"{array_id}_{index - offset}"
+    return None
+
+
+def parse_chunk_record(text: str) -> tuple[tuple[int, int, str], ...]:
+    """The ``@@chunk`` lines of a ``<batch>/chunks`` file; unreadable lines are skipped."""
+    return tuple(c for c in (parse_chunk(line) for line in text.splitlines()) if c is not None)
+
+
+def handle_mismatch(
+    chunks: Mapping[str, Sequence[tuple[int, int, str]]], batch: str, index: int, job_id: str
+) -> str | None:
+    """Why a handle's id and routing do not belong together, by its batch's chunk record;
+    ``None`` when they do or the batch has no record (a submit that predates it)."""
+    if batch not in chunks:
         return None
+    recorded = recorded_job_id(chunks[batch], index)
+    if recorded == job_id:
+        return None
+    return (
+        f"copy {index} of batch {batch} is Slurm job {recorded or 'none'}, not {job_id} "
+        "(a stale or altered handle?)"
+    )
 
 
 def parse_status_reply(stdout: str, wanted: Iterable[str]) -> StatusReply:

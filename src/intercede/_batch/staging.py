@@ -27,7 +27,9 @@ from ..models import CopyVars, SubmissionSpec
 from .layout import BATCH_SCRIPT, MANIFEST
 
 __all__ = [
+    "MAX_ARG_STRLEN",
     "build_batch_archive",
+    "check_sizes",
     "check_submittable",
     "escapes",
     "is_contained",
@@ -37,6 +39,11 @@ __all__ = [
 
 _PRIVATE_DIR = 0o700
 _PRIVATE_FILE = 0o600
+
+MAX_ARG_STRLEN = 32 * 4096
+"""Linux's limit on one argv or environment string, its NUL included (``MAX_ARG_STRLEN``):
+``execve`` of the payload fails with E2BIG on a longer one, and the job always ends with
+exit code 126. Such items are refused at submit, before anything is sent."""
 
 
 def check_submittable(spec: SubmissionSpec, config: SSHBatchConfig | LocalBatchConfig) -> None:
@@ -75,6 +82,27 @@ def check_submittable(spec: SubmissionSpec, config: SSHBatchConfig | LocalBatchC
                 "with get_output",
                 field=f"outputs.members[{i}].destination",
             )
+
+
+def check_sizes(spec: SubmissionSpec, copies: Sequence[CopyVars]) -> None:
+    """Refuse an argument or an environment entry the kernel would refuse to ``execve``."""
+
+    def check(text: str, field: str) -> None:
+        size = len(text.encode("utf-8", errors="surrogatepass")) + 1
+        if size > MAX_ARG_STRLEN:
+            raise SpecificationRejectedError(
+                f"is {size} bytes; the kernel refuses to start a program with an argument or "
+                f"environment entry over {MAX_ARG_STRLEN} bytes",
+                field=field,
+            )
+
+    for i, argument in enumerate(spec.arguments):
+        check(argument, f"arguments[{i}]")
+    for name, value in spec.environment.items():
+        check(f"{name}={value}", f"environment.{name}")
+    for index, copy in enumerate(copies):
+        for name, value in copy.environment.items():
+            check(f"{name}={value}", f"copies[{index}].environment.{name}")
 
 
 def manifest_bytes(spec: SubmissionSpec) -> bytes:

@@ -34,6 +34,7 @@ from ..models import (
 from ._core import FacadeCore, run_helper
 
 __all__ = [
+    "BatchCleaner",
     "Closable",
     "Diagnosable",
     "Explainer",
@@ -163,6 +164,17 @@ class Explainer(Protocol):
         ...
 
 
+@runtime_checkable
+class BatchCleaner(Protocol):
+    """Blocking twin of ``intercede.protocols.BatchCleaner``."""
+
+    def cleanup_batch(self, batch: str, *, timeout: float | None = None) -> OpOutcome:
+        """Remove what a submit whose outcome is in doubt left on the resource, by the
+        ``batch`` its ``SubmitUnavailableError``/``SubmitTimeoutError`` named; idempotent.
+        Refused (``ok=False``) while any job of the batch is queued or running."""
+        ...
+
+
 class _SubmitterMethods(FacadeCore):
     """Facade methods for ``Submitter``, mixed in when the backend has them."""
 
@@ -261,6 +273,17 @@ class _ExplainerMethods(FacadeCore):
         return self._dispatch("explain", lambda: backend.explain(handles), timeout)
 
 
+class _BatchCleanerMethods(FacadeCore):
+    """Facade methods for ``BatchCleaner``, mixed in when the backend has them."""
+
+    def cleanup_batch(self, batch: str, *, timeout: float | None = None) -> OpOutcome:
+        """Remove what a submit whose outcome is in doubt left on the resource, by the
+        ``batch`` its ``SubmitUnavailableError``/``SubmitTimeoutError`` named; idempotent.
+        Refused (``ok=False``) while any job of the batch is queued or running."""
+        backend = cast(_async.BatchCleaner, self._backend)
+        return self._dispatch("cleanup_batch", lambda: backend.cleanup_batch(batch), timeout)
+
+
 def wait_for_jobs(
     backend: StatusReporter,
     handles: Sequence[JobHandle],
@@ -307,6 +330,7 @@ CAPABILITIES: tuple[tuple[type, type, type[FacadeCore]], ...] = (
     (_async.Diagnosable, Diagnosable, _DiagnosableMethods),
     (_async.LoadReporter, LoadReporter, _LoadReporterMethods),
     (_async.Explainer, Explainer, _ExplainerMethods),
+    (_async.BatchCleaner, BatchCleaner, _BatchCleanerMethods),
 )
 
 # The type checker proves every mixin satisfies its twin.
@@ -319,3 +343,4 @@ _Purgeable_proof: type[Purgeable] = _PurgeableMethods
 _Diagnosable_proof: type[Diagnosable] = _DiagnosableMethods
 _LoadReporter_proof: type[LoadReporter] = _LoadReporterMethods
 _Explainer_proof: type[Explainer] = _ExplainerMethods
+_BatchCleaner_proof: type[BatchCleaner] = _BatchCleanerMethods

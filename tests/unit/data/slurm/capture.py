@@ -38,15 +38,77 @@ OUTAGE = (
 and fails for real (as in an outage) without disturbing a shared stack."""
 
 
+UNRESOLVABLE = (
+    "c=$(mktemp) && printf 'ClusterName=down\\nSlurmctldHost=no-such-controller.invalid\\n"
+    'MessageTimeout=2\\n\' > "$c" && export SLURM_CONF="$c"\n'
+)
+"""Prepended to sbatch: the controller's name does not resolve (a DNS outage, a moved host)."""
+
+
+def record_refusals(cluster: Cluster, out_dir: Path, partition: str) -> None:
+    """sbatch's stderr for each refusal the backend classifies, and ``sbatch --help``.
+
+    Munge is made unreachable (its socket directory closed to everyone but root) on the login
+    node, then on the controller, rather than stopped: the containers' supervisor would stop
+    the whole node when a daemon exits. Each fault is undone before the next case.
+    """
+
+    def sbatch(options: str, prefix: str = "") -> str:
+        proc = subprocess.run(
+            cluster.ssh_argv(f"{prefix}sbatch --parsable -o /dev/null {options} --wrap true"),
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        if proc.returncode == 0:
+            raise SystemExit(f"sbatch {options!r} was accepted: {proc.stdout!r}")
+        return proc.stderr.decode()
+
+    def munge_closed(node: str, closed: bool) -> None:
+        code, out = cluster.exec(node, ["chmod", "0700" if closed else "0755", "/run/munge"])
+        if code != 0:
+            raise SystemExit(f"chmod /run/munge on {node} failed: {out}")
+
+    help_proc = subprocess.run(
+        cluster.ssh_argv("sbatch --help"), capture_output=True, timeout=60, check=True
+    )
+    refusals = {
+        "invalid_partition": sbatch("-p no-such-partition"),
+        "impossible_nodes": sbatch(f"-p {partition} --mem=99999999"),
+        "controller_down": sbatch(f"-p {partition}", prefix=OUTAGE),
+        "controller_unresolvable": sbatch(f"-p {partition}", prefix=UNRESOLVABLE),
+    }
+    for case, node in (
+        ("munge_down_on_login", "login"),
+        ("munge_down_on_controller", "controller"),
+    ):
+        munge_closed(node, True)
+        try:
+            refusals[case] = sbatch(f"-p {partition}")
+        finally:
+            munge_closed(node, False)
+    (out_dir / "sbatch_help.txt").write_text(help_proc.stdout.decode())
+    (out_dir / "sbatch_refusals.json").write_text(json.dumps(refusals, indent=2) + "\n")
+    print(f"saved sbatch --help and {len(refusals)} refusals to {out_dir}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--stack", default="intercede")
     parser.add_argument("--variant", required=True)
     parser.add_argument("--partition", default="main")
+    parser.add_argument(
+        "--refusals-only",
+        action="store_true",
+        help="record only sbatch --help and sbatch's refusals (it disturbs munge for a moment)",
+    )
     args = parser.parse_args()
     out_dir = Path(__file__).parent / args.variant
     out_dir.mkdir(parents=True, exist_ok=True)
     cluster = Cluster(args.stack)
+    record_refusals(cluster, out_dir, args.partition)
+    if args.refusals_only:
+        return
     root = cluster.work_root
     batch = f"capture-{int(time.time())}"
 
