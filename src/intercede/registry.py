@@ -234,10 +234,10 @@ def load_config(path: str | Path) -> ConfigFile:
     files = _credential_files(path, credentials, "credentials", problems, file_wide=True)
     reread = credentials.get("reread_after_s")
     if problems:
-        if len(problems) == 1:
-            field, sep, message = problems[0].partition(": ")
-            raise ConfigurationError(message, field=field) if sep else ConfigurationError(field)
-        raise ConfigurationError("\n".join(problems))
+        # ``field`` names the first problem's key; the message lists every problem, one a line
+        field, sep, message = problems[0].partition(": ")
+        error = ConfigurationError("\n".join([message, *problems[1:]]), field=field or None)
+        raise error if sep else ConfigurationError("\n".join(problems))
     return ConfigFile(
         path=path,
         queues=queues,

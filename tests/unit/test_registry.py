@@ -454,6 +454,9 @@ async def test_every_credentials_key_reaches_the_provider(tmp_path: Path) -> Non
 
 
 def test_queues_with_their_own_credentials_share_one_file(tmp_path: Path) -> None:
+    for name in ("other_key", "main_key", "proxy.pem"):  # checked when the file loads
+        (tmp_path / name).write_text("secret\n")
+        (tmp_path / name).chmod(0o600)
     path = tmp_path / "queues.toml"
     path.write_text(
         '[defaults]\nkind = "batch"\ntransport = "local"\nwork_root = "/w"\n'
