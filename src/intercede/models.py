@@ -248,6 +248,14 @@ class SubmissionSpec(_Input):
                 raise ValueError(f"{name!r} is not a valid variable name")
         return _environment_values(value)
 
+    @field_validator("tag")
+    @classmethod
+    def _printable_tag(cls, value: str | None) -> str | None:
+        # the tag travels as a scheduler option (Slurm's --comment): one printable line
+        if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("must be one line of printable text (no control characters)")
+        return value
+
     @model_validator(mode="after")
     def _inputs_unique(self) -> SubmissionSpec:
         names = [ref.name for ref in self.inputs]

@@ -289,3 +289,10 @@ def test_job_output_holds_paths() -> None:
     out = JobOutput(root=Path("d/1"), stdout=Path("d/1.out"), stderr=None, files=(Path("d/1/a"),))
     assert out.log is None
     assert JobOutput.model_validate_json(out.model_dump_json()) == out
+
+
+@pytest.mark.parametrize("tag", ["\x00", "vo\nqueue", "a\x7fb"])
+def test_a_tag_is_one_printable_line(tag: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        SubmissionSpec(executable="/bin/true", tag=tag)
+    assert info.value.errors()[0]["loc"] == ("tag",)
