@@ -151,6 +151,23 @@
             pkgs.openssh # ssh, ssh-keygen
             pkgs.git
             pkgs.debootstrap
+          ]
+          ++ diracBuild;
+
+          # What tools/dirac-env.sh builds DIRAC's compiled requirements with (M2Crypto,
+          # mysqlclient) and the Python DIRAC 9.1.22 runs on; the script finds the headers
+          # through pkg-config (PKG_CONFIG_PATH below), not at Debian's paths.
+          diracBuild = [
+            pkgs.python311
+            pkgs.swig
+            pkgs.pkg-config
+            pkgs.stdenv.cc
+            pkgs.openssl.dev
+            pkgs.mariadb-connector-c.dev
+          ];
+          diracPkgConfigPath = lib.makeSearchPath "lib/pkgconfig" [
+            pkgs.openssl.dev
+            pkgs.mariadb-connector-c.dev
           ];
 
           # ---------------------------------------------------------------- stack image
@@ -291,6 +308,9 @@
               docker load --input ${slurmStackImage}
               # The harness's Cluster takes INTERCEDE_STACK_IMAGE as --image: skip the build.
               export INTERCEDE_STACK_IMAGE=${imageRef}
+              # just dirac-env builds the pinned DIRAC with the flake's Python 3.11 and headers.
+              export PYTHON=python3.11
+              export PKG_CONFIG_PATH="${diracPkgConfigPath}''${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
               exec just e2e "$@"
             '';
           };
@@ -343,6 +363,8 @@
             shellHook = ''
               # Work on the checkout, not a store copy: src/ and the repo root on sys.path.
               export PYTHONPATH="$PWD/src:$PWD''${PYTHONPATH:+:$PYTHONPATH}"
+              export PYTHON=python3.11
+              export PKG_CONFIG_PATH="${diracPkgConfigPath}''${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
             '';
           };
 

@@ -15,9 +15,15 @@ python=${PYTHON:-python3}
 need=()
 command -v swig >/dev/null 2>&1 || need+=(swig)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
-[[ -e /usr/include/openssl/ssl.h ]] || need+=(libssl-dev)
-[[ -e /usr/include/mariadb/mysql.h ]] || need+=(libmariadb-dev)
+# Headers: through pkg-config (Nix exports PKG_CONFIG_PATH), else at Debian's paths.
+has() { pkg-config --exists "$1" 2>/dev/null || [[ -e $2 ]]; }
+has openssl /usr/include/openssl/ssl.h || need+=(libssl-dev)
+has libmariadb /usr/include/mariadb/mysql.h || need+=(libmariadb-dev)
 if ((${#need[@]})); then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "dirac-env: missing ${need[*]} and no apt-get: provide them (nix develop does)" >&2
+    exit 1
+  fi
   if [[ $(id -u) == 0 ]]; then sudo=(); elif sudo -n true 2>/dev/null; then sudo=(sudo -n); else
     echo "dirac-env: missing ${need[*]}: install them (apt-get install ${need[*]})" >&2; exit 1
   fi

@@ -257,3 +257,15 @@ def test_flake_takes_ruff_and_mypy_from_the_pinned_wheels() -> None:
         assert stale not in code
     dev_libs = code.split("devLibs =", 1)[1].split("];", 1)[0]
     assert not re.search(r"^\s*(mypy|ruff)\s*$", dev_libs, re.MULTILINE)
+
+
+def test_the_flake_provides_what_dirac_env_builds_with() -> None:
+    """tools/dirac-env.sh under Nix: Python 3.11, swig, pkg-config and the two header packages
+    on PATH and PKG_CONFIG_PATH, found by pkg-config before Debian's paths are tried."""
+    text = FLAKE.read_text()
+    for attribute in ("python311", "swig", "pkg-config", "openssl.dev", "mariadb-connector-c.dev"):
+        assert f"pkgs.{attribute}" in text, attribute
+    assert text.count('export PKG_CONFIG_PATH="${diracPkgConfigPath}') == 2  # app and shell
+    script = (ROOT / "tools" / "dirac-env.sh").read_text()
+    assert 'pkg-config --exists "$1"' in script
+    assert script.index("has openssl") < script.index("apt-get install")
