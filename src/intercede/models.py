@@ -78,8 +78,8 @@ def _is_utf8(value: object) -> bool:
         except UnicodeEncodeError:
             return False
         return True
-    if isinstance(value, Mapping):
-        return all(_is_utf8(k) and _is_utf8(v) for k, v in value.items())
+    # Mappings are environments: names are identifiers, values checked by _environment_values
+    # (which names the variable).
     if isinstance(value, tuple | list):
         return all(_is_utf8(item) for item in value)
     return True
