@@ -176,7 +176,9 @@ def load_config(path: str | Path) -> ConfigFile:
             raise ConfigurationError("must be a table", field=f"queues.{name}")
         merged = {**defaults, **section}
         if isinstance(merged.get("known_hosts"), str):
-            merged["known_hosts"] = _beside(path, merged["known_hosts"])
+            merged["known_hosts"] = _beside(
+                path, merged["known_hosts"], f"queues.{name}.known_hosts"
+            )
         queues[name] = parse_config(merged, where=f"queues.{name}")
     files: dict[str, Path] = {}
     for key, value in _table(data, "credentials").items():
@@ -189,7 +191,7 @@ def load_config(path: str | Path) -> ConfigFile:
             raise ConfigurationError(
                 "must be a non-empty string: the path of the file", field=f"credentials.{key}"
             )
-        files[key] = _beside(path, value)
+        files[key] = _beside(path, value, f"credentials.{key}")
         problem = private_file_problem(files[key], private=key == "ssh_key_file")
         if problem is not None:
             raise ConfigurationError(problem, field=f"credentials.{key}")
@@ -219,9 +221,12 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
-def _beside(config_file: Path, value: str) -> Path:
+def _beside(config_file: Path, value: str, field: str) -> Path:
     """``value`` as written, or relative to the config file's directory (never the cwd)."""
-    return (config_file.parent / Path(value).expanduser()).resolve()
+    try:
+        return (config_file.parent / Path(value).expanduser()).resolve()
+    except (RuntimeError, ValueError, OSError) as exc:  # "~nobody", a NUL byte, a loop
+        raise ConfigurationError(f"not a usable path: {exc}", field=field) from None
 
 
 def _table(data: Mapping[str, Any], name: str) -> dict[str, Any]:
