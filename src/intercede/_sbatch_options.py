@@ -67,10 +67,10 @@ def submit_extra_problem(items: Sequence[str]) -> str | None:
     position = 0
     while position < len(items):
         item = items[position]
-        takes_next, reason = _one_option(item)
-        if reason is not None:
-            return reason
-        if takes_next:
+        verdict = _one_option(item)
+        if isinstance(verdict, str):
+            return verdict
+        if verdict:
             if position + 1 == len(items):
                 return (
                     f"item {position} ({item}) needs a value and is the last item: "
@@ -81,12 +81,12 @@ def submit_extra_problem(items: Sequence[str]) -> str | None:
     return None
 
 
-def _one_option(item: str) -> tuple[bool, str | None]:
-    """(whether the next item is this option's value, why the item is refused)."""
+def _one_option(item: str) -> str | bool:
+    """Why the item is refused, or whether the next item is its value."""
     if item == "--":
-        return False, "'--' ends sbatch's options: the backend's own would be taken as the script"
+        return "'--' ends sbatch's options: the backend's own would be taken as the script"
     if not item.startswith("-") or item == "-":
-        return False, (
+        return (
             "a bare item (not an option, and not the value of the option before it) ends "
             "sbatch's options: sbatch would run it as the batch script; write an option's value "
             "as --option=value"
@@ -95,16 +95,13 @@ def _one_option(item: str) -> tuple[bool, str | None]:
         name, equals, _ = item[2:].partition("=")
         for reserved, why in _RESERVED_LONG.items():
             if name and reserved.startswith(name):
-                return False, f"'--{name}' (sbatch --{reserved}) is not allowed: {why}"
-        return (not equals and name in LONG_WITH_VALUE), None
+                return f"'--{name}' (sbatch --{reserved}) is not allowed: {why}"
+        return not equals and name in LONG_WITH_VALUE
     for offset, letter in enumerate(item[1:], start=1):
         if letter in _RESERVED_SHORT:
             reserved = _RESERVED_SHORT[letter]
-            return False, (
-                f"'-{letter}' (sbatch --{reserved}) is not allowed: {_RESERVED_LONG[reserved]}"
-            )
-        if letter in SHORT_FLAGS or (letter == "k" and offset == len(item) - 1):
-            continue
-        # the rest of the item is this option's value; without one, the next item is
-        return letter in SHORT_WITH_VALUE and offset == len(item) - 1, None
-    return False, None
+            return f"'-{letter}' (sbatch --{reserved}) is not allowed: {_RESERVED_LONG[reserved]}"
+        if letter not in SHORT_FLAGS:
+            # the rest of the item is this option's value; without one, the next item is
+            return letter in SHORT_WITH_VALUE and offset == len(item) - 1
+    return False

@@ -84,6 +84,15 @@ class _BatchBase(BaseModel):
     ] = 300.0
     """Pull fresh credentials when the held ones expire within this margin."""
 
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        # A NUL byte cannot reach sbatch's argv, the batch script or a path on the resource.
+        items = value if isinstance(value, tuple) else (value,)
+        if any(isinstance(item, str) and "\x00" in item for item in items):
+            raise ValueError("must not contain a NUL byte")
+        return value
+
     @field_validator("work_root")
     @classmethod
     def _absolute(cls, value: str) -> str:

@@ -60,15 +60,17 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class _Input(BaseModel):
-    """A model callers fill in: every text in it must be writable as UTF-8 (a lone surrogate
-    cannot be sent to a resource, stored as JSON or put in a script), refused naming the
-    field instead of failing later as a raw ``UnicodeEncodeError``."""
+    """A model callers fill in: every text in it must reach a resource byte for byte, so it
+    must be writable as UTF-8 (a lone surrogate cannot be sent, stored as JSON or put in a
+    script) and hold no NUL byte (no command line, job attribute or file name can carry one).
+    Refused naming the field, instead of failing later as a raw ``UnicodeEncodeError`` or
+    being cut short on the resource."""
 
     @field_validator("*")
     @classmethod
     def _utf8_text(cls, value: Any) -> Any:
         if not _is_utf8(value):
-            raise ValueError("must be valid UTF-8 text (it holds a lone surrogate)")
+            raise ValueError("must be valid UTF-8 text without NUL bytes")
         return value
 
 
@@ -78,9 +80,9 @@ def _is_utf8(value: object) -> bool:
             value.encode("utf-8")
         except UnicodeEncodeError:
             return False
-        return True
-    if isinstance(value, Mapping):
-        return all(_is_utf8(k) and _is_utf8(v) for k, v in value.items())
+        return "\x00" not in value
+    # Mappings are environments: names are identifiers, values checked by _environment_values
+    # (which names the variable).
     if isinstance(value, tuple | list):
         return all(_is_utf8(item) for item in value)
     return True

@@ -224,9 +224,11 @@ def load_config(path: str | Path) -> ConfigFile:
                 path, own, f"queues.{name}.credentials", problems, file_wide=False
             )
         merged = {**defaults, **section}
-        if isinstance(merged.get("known_hosts"), str):
-            merged["known_hosts"] = _beside(path, merged["known_hosts"])
         try:
+            if isinstance(merged.get("known_hosts"), str):
+                merged["known_hosts"] = _beside(
+                    path, merged["known_hosts"], f"queues.{name}.known_hosts"
+                )
             queues[name] = parse_config(merged, where=f"queues.{name}")
         except ConfigurationError as exc:
             problems += str(exc).splitlines()
@@ -264,7 +266,11 @@ def _credential_files(
         elif not isinstance(value, str) or not value:
             problems.append(f"{where}.{key}: must be a path (a non-empty string)")
         else:
-            files[key] = _beside(path, value)
+            try:
+                files[key] = _beside(path, value, f"{where}.{key}")
+            except ConfigurationError as exc:
+                problems.append(str(exc))
+                continue
             problem = private_file_problem(files[key], private=key == "ssh_key_file")
             if problem is not None:
                 problems.append(f"{where}.{key}: {problem}")
@@ -294,9 +300,12 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
-def _beside(config_file: Path, value: str) -> Path:
+def _beside(config_file: Path, value: str, field: str) -> Path:
     """``value`` as written, or relative to the config file's directory (never the cwd)."""
-    return (config_file.parent / Path(value).expanduser()).resolve()
+    try:
+        return (config_file.parent / Path(value).expanduser()).resolve()
+    except (RuntimeError, ValueError, OSError) as exc:  # "~nobody", a NUL byte, a loop
+        raise ConfigurationError(f"not a usable path: {exc}", field=field) from None
 
 
 def _table(data: Mapping[str, Any], name: str, problems: list[str]) -> dict[str, Any]:

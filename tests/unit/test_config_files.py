@@ -108,3 +108,14 @@ def test_the_debug_ce_tool_reports_a_non_utf8_config_without_a_traceback(
     assert code == 2
     assert "not UTF-8 text" in out.getvalue() + err.getvalue()
     assert "Traceback" not in out.getvalue() + err.getvalue()
+
+
+@pytest.mark.parametrize("value", ["~no-such-user-x/known_hosts", "a\\u0000b"])
+def test_a_path_that_cannot_be_resolved_is_named(tmp_path: Path, value: str) -> None:
+    text = (
+        f"[queues.a]\ntransport='ssh'\nhost='h'\nuser='u'\nwork_root='/w'\n"
+        f'known_hosts="{value}"\n'
+    )
+    with pytest.raises(ConfigurationError) as info:
+        load_config(_write(tmp_path, text))
+    assert info.value.field == "queues.a.known_hosts"

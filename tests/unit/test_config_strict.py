@@ -47,6 +47,10 @@ def ssh_config(tmp_path: Path) -> dict[str, Any]:
         ("job_name", "pilots\n"),
         ("job_name", ""),
         ("queue", 3),
+        ("queue", "main\x00"),
+        ("account", "\x00"),
+        ("preamble", "echo a\x00b"),
+        ("submit_extra", ("--qos=lo\x00w",)),
         ("submit_extra", "--qos=low"),
     ],
 )

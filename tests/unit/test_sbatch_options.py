@@ -120,3 +120,40 @@ def test_the_tables_agree_with_sbatch_help_of_each_variant(variant: str) -> None
     assert short_value <= SHORT_WITH_VALUE
     assert short_flag - {"k"} <= SHORT_FLAGS
     assert long_value <= LONG_WITH_VALUE, sorted(long_value - LONG_WITH_VALUE)
+
+
+def test_the_messages_say_what_sbatch_would_do() -> None:
+    assert submit_extra_problem(["-p", "main", "-A"]) == (
+        "item 2 (-A) needs a value and is the last item: "
+        "sbatch would take the backend's own --array as its value"
+    )
+    assert submit_extra_problem(["x"]) == (
+        "a bare item (not an option, and not the value of the option before it) ends "
+        "sbatch's options: sbatch would run it as the batch script; write an option's value "
+        "as --option=value"
+    )
+    assert submit_extra_problem(["--"]) == (
+        "'--' ends sbatch's options: the backend's own would be taken as the script"
+    )
+    assert submit_extra_problem(["--ou=x"]) == (
+        "'--ou' (sbatch --output) is not allowed: the backend places each job's log itself"
+    )
+    assert submit_extra_problem(["-vD", "/tmp"]) == (
+        "'-D' (sbatch --chdir) is not allowed: each job runs in its own directory under work_root"
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        (["-kp"], False),  # -k's optional value is attached: "p", nothing follows
+        (["-k", "x"], True),  # -k takes no separate value: "x" is the script
+        (["-Hp", "main"], False),
+        (["-Hpmain", "x"], True),
+        (["--partition=main", "x"], True),
+        (["--time", "5", "--qos", "low"], False),
+        (["--hold", "--time"], True),
+    ],
+)
+def test_where_getopt_takes_a_value(extra: list[str], problem: bool) -> None:
+    assert (submit_extra_problem(extra) is not None) is problem

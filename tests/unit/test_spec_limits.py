@@ -14,7 +14,12 @@ from intercede._batch.staging import MAX_ARG_STRLEN, check_sizes
 
 
 @pytest.mark.parametrize(
-    ("value", "why"), [("a\x00b", "STAMP contains a NUL"), ("\x00", "NUL"), ("ok\ud800", "UTF-8")]
+    ("value", "why"),
+    [
+        ("a\x00b", "the value of STAMP contains a NUL byte"),
+        ("\x00", "NUL"),
+        ("ok\ud800", "the value of STAMP is not valid UTF-8 text"),
+    ],
 )
 def test_a_copy_environment_value_that_cannot_cross_execve_is_refused(value: str, why: str) -> None:
     with pytest.raises(ValidationError) as info:
@@ -25,7 +30,13 @@ def test_a_copy_environment_value_that_cannot_cross_execve_is_refused(value: str
     assert value not in str(info.value)
 
 
-@pytest.mark.parametrize(("value", "why"), [("a\x00b", "VO contains a NUL"), ("\udcff", "UTF-8")])
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("a\x00b", "the value of VO contains a NUL byte"),
+        ("\udcff", "the value of VO is not valid UTF-8"),
+    ],
+)
 def test_a_spec_environment_value_that_cannot_cross_execve_is_refused(value: str, why: str) -> None:
     with pytest.raises(ValidationError) as info:
         SubmissionSpec(executable="/bin/true", environment={"VO": value})
