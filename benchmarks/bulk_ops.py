@@ -161,6 +161,9 @@ def stage_login_venv(cluster: Any) -> tuple[str, str]:
         files[name] = ((ROOT / "benchmarks" / "peers" / name).read_bytes(), 0o644)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
+        folder = tarfile.TarInfo("wheelhouse")  # the submit user's, not the engine's root
+        folder.type, folder.mode, folder.uid, folder.gid = tarfile.DIRTYPE, 0o755, 2000, 2000
+        tar.addfile(folder)
         for name, (data, mode) in files.items():
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.uid, info.gid = len(data), mode, 2000, 2000
