@@ -20,12 +20,17 @@ the table says what was not measured and why. Also: interCEde's client peak RSS 
 cycle runs in a child process; VmHWM), round trips per operation (exactly what the design
 says, constant in N, or the run fails) and the issue-11 targets, printed as met or missed.
 
+Each cell is the median of ``--repeat`` rounds (3) for N <= ``--repeat-max-n`` (1000), one
+round above; the peers run ``--peer-repeat`` rounds (1): they are 10x to 1000x off, or close
+enough that the table says so.
+
 Slurm's ``MaxJobCount`` (10,000 on the harness cluster) counts array tasks, and cancelled ones
 linger ``MinJobAge`` (300 s): before every submission the run waits, untimed, until the new
 jobs fit, so N = 5000 waits a few minutes between tools.
 
     python benchmarks/bulk_ops.py [--stack NAME] [--sizes 200,1000,5000] [--peer-max-n 1000]
-                                  [--dirac-python PATH] [--no-peers]
+                                  [--repeat 3] [--peer-repeat 1] [--dirac-python PATH]
+                                  [--no-peers]
 
 Prints one table and writes ``benchmarks/results/bulk_ops.json``.
 """
@@ -37,6 +42,7 @@ import io
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -249,6 +255,25 @@ def _child(stack: str, n: int) -> dict[str, Any]:
     return _result(done.stdout)
 
 
+def median_cell(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One cell from several rounds: the median time per operation, every round's seconds,
+    the round trips seen (a set: they must not vary) and the failures added up."""
+    cell: dict[str, Any] = {}
+    for op, first in rounds[0].items():
+        ms = [r[op] for r in rounds]
+        cell[op] = {
+            **first,
+            "s": statistics.median(m["s"] for m in ms),
+            "rounds_s": [m["s"] for m in ms],
+        }
+        if "trips" in first:
+            cell[op]["trips"] = sorted({m["trips"] for m in ms})
+        for key in ("not_ok", "left"):
+            if key in first:
+                cell[op][key] = sum(m[key] for m in ms)
+    return cell
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     from harness.cluster import Cluster
 
@@ -259,35 +284,56 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         python, stage = stage_login_venv(cluster)
     cells: dict[str, dict[str, Any]] = {}  # f"{column}|{n}" -> op -> measurement
     notes: dict[str, str] = {}
-    extra: dict[str, Any] = {"rss_mb": {}, "connections": {}}
+    extra: dict[str, Any] = {"rss_mb": {}, "connections": {}, "rounds": {}}
+
+    def rounds_of(column: str, n: int, count: int, call: Any) -> list[dict[str, Any]]:
+        done = []
+        for i in range(count):
+            log(f"N={n}: {column}, round {i + 1} of {count}")
+            done.append(call())
+        extra["rounds"][f"{column}|{n}"] = count
+        return done
+
     for n in args.sizes:
-        log(f"N={n}: interCEde over SSH and the floor on the same connection")
-        ssh = _child(args.stack, n)
-        cells[f"intercede-ssh|{n}"] = ssh["intercede"]
-        cells[f"floor-ssh|{n}"] = {op: {"s": s} for op, s in ssh["floor"].items()}
-        extra["rss_mb"][str(n)] = round(ssh["peak_rss_mb"], 1)
-        extra["connections"][str(n)] = ssh["connections"]
+        count = args.repeat if n <= args.repeat_max_n else 1
+        ssh = rounds_of("intercede-ssh", n, count, lambda n=n: _child(args.stack, n))
+        cells[f"intercede-ssh|{n}"] = median_cell([r["intercede"] for r in ssh])
+        cells[f"floor-ssh|{n}"] = median_cell([_floor(r) for r in ssh])
+        extra["rss_mb"][str(n)] = round(max(r["peak_rss_mb"] for r in ssh), 1)
+        extra["connections"][str(n)] = sorted({r["connections"] for r in ssh})
         if not peers:
             continue
-        log(f"N={n}: interCEde's local transport and the floor, on the login node")
-        local = run_login_tool(cluster, python, stage, "intercede-local", n)
-        cells[f"intercede-local|{n}"] = local["intercede"]
-        cells[f"floor-local|{n}"] = {op: {"s": s} for op, s in local["floor"].items()}
+        local = rounds_of(
+            "intercede-local",
+            n,
+            count,
+            lambda n=n: run_login_tool(cluster, python, stage, "intercede-local", n),
+        )
+        cells[f"intercede-local|{n}"] = median_cell([r["intercede"] for r in local])
+        cells[f"floor-local|{n}"] = median_cell([_floor(r) for r in local])
         for tool in ("dirac-ssh-ce", "psij", "submitit"):
             if n > args.peer_max_n:
                 notes[f"{tool}|{n}"] = f"not measured: N > --peer-max-n {args.peer_max_n}"
                 continue
-            log(f"N={n}: {tool}")
-            try:
+
+            def once(tool: str = tool, n: int = n) -> dict[str, Any]:
                 if tool == "dirac-ssh-ce":
-                    cells[f"{tool}|{n}"] = run_dirac(cluster, args.dirac_python, n)
-                else:
-                    cells[f"{tool}|{n}"] = run_login_tool(cluster, python, stage, tool, n)
+                    return run_dirac(cluster, args.dirac_python, n)
+                return run_login_tool(cluster, python, stage, tool, n)
+
+            try:
+                cells[f"{tool}|{n}"] = median_cell(
+                    rounds_of(tool, n, min(count, args.peer_repeat), once)
+                )
             except Exception as exc:
                 notes[f"{tool}|{n}"] = f"failed: {str(exc)[-300:]}"
                 log(notes[f"{tool}|{n}"])
     slurm = _login(cluster, "sbatch", "--version").strip()
     return {"cells": cells, "notes": notes, "slurm": slurm, **extra}
+
+
+def _floor(result: dict[str, Any]) -> dict[str, Any]:
+    return {op: {"s": s} for op, s in result["floor"].items()}
 
 
 def log(message: str) -> None:
@@ -395,7 +441,7 @@ def round_trip_failures(data: dict[str, Any]) -> list[str]:
         if not key.startswith("intercede-"):
             continue
         for op, m in cell.items():
-            if m["trips"] != ROUND_TRIPS[op]:
+            if m["trips"] != [ROUND_TRIPS[op]]:
                 bad.append(f"{key} {op}: {m['trips']} round trips, expected {ROUND_TRIPS[op]}")
             if m.get("not_ok"):
                 bad.append(f"{key} {op}: {m['not_ok']} not ok, e.g. {m['e.g.']}")
@@ -406,6 +452,7 @@ def report(data: dict[str, Any], sizes: list[int]) -> int:
     print("\n".join(table(data, sizes)))
     print("\nseconds (ratio to the floor on the same transport); how each tool was driven:")
     print("\n".join(hows(data)))
+    print(f"rounds per cell (median shown): {data['rounds']}")
     print(f"\ninterCEde SSH client peak RSS (MB) by N: {data['rss_mb']}")
     print(f"SSH connections opened per N-cycle: {data['connections']}")
     checks = targets(data)
@@ -448,6 +495,11 @@ def main() -> int:
         "--sizes", type=lambda t: [int(x) for x in t.split(",")], default=[200, 1000, 5000]
     )
     parser.add_argument("--peer-max-n", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per cell (median)")
+    parser.add_argument(
+        "--repeat-max-n", type=int, default=1000, help="larger N run one round (MinJobAge waits)"
+    )
+    parser.add_argument("--peer-repeat", type=int, default=1, help="rounds for the peers")
     parser.add_argument("--no-peers", action="store_true", help="interCEde over SSH only")
     parser.add_argument(
         "--dirac-python",
