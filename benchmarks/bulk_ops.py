@@ -32,7 +32,7 @@ jobs fit, so N = 5000 waits a few minutes between tools.
                                   [--repeat 3] [--peer-repeat 1] [--dirac-python PATH]
                                   [--no-peers]
 
-Prints one table and writes ``benchmarks/results/bulk_ops.json``.
+Prints one table and writes ``benchmarks/results/bulk_ops.json`` (or ``--results PATH``).
 """
 
 from __future__ import annotations
@@ -448,7 +448,7 @@ def round_trip_failures(data: dict[str, Any]) -> list[str]:
     return bad
 
 
-def report(data: dict[str, Any], sizes: list[int]) -> int:
+def report(data: dict[str, Any], sizes: list[int], results: Path = RESULTS) -> int:
     print("\n".join(table(data, sizes)))
     print("\nseconds (ratio to the floor on the same transport); how each tool was driven:")
     print("\n".join(hows(data)))
@@ -463,8 +463,8 @@ def report(data: dict[str, Any], sizes: list[int]) -> int:
         limit = "-" if t["limit"] is None else f"{t['limit']:.3f}"
         print(f"  {state:<13} {t['target']}: {value} {t['unit']} (limit {limit})")
     bad = round_trip_failures(data)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(
         json.dumps(
             {
                 "benchmark": "bulk_ops",
@@ -479,7 +479,7 @@ def report(data: dict[str, Any], sizes: list[int]) -> int:
         )
         + "\n"
     )
-    print(f"wrote {RESULTS}")
+    print(f"wrote {results}")
     if bad:
         print("FAILED (round trips or outcomes):\n  " + "\n  ".join(bad), file=sys.stderr)
         return 1
@@ -506,13 +506,14 @@ def main() -> int:
         default=os.environ.get("INTERCEDE_DIRAC_PYTHON", str(ROOT / ".venv-dirac/bin/python")),
         help="the python of the DIRAC environment (`just dirac-env`)",
     )
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the JSON to write")
     parser.add_argument("--child-ssh", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_ssh:
         print("@@result " + json.dumps(child_ssh(args.stack, args.child_ssh)))
         return 0
     data = measure(args)
-    return report(data, args.sizes)
+    return report(data, args.sizes, args.results)
 
 
 if __name__ == "__main__":
