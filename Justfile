@@ -106,8 +106,9 @@ bench: bench-facade bench-bulk bench-stack
 bench-stack: engine
     python benchmarks/stack_startup.py --variant {{variant}}
 
-bench-bulk: engine
-    python benchmarks/bulk_ops.py
+# Bulk operations against Slurm's own commands and the peers; PEER_MAX_N=5000 adds peers at 5000.
+bench-bulk: engine dirac-env
+    python benchmarks/bulk_ops.py --peer-max-n {{env_var_or_default("PEER_MAX_N", "1000")}}
 
 # DIRAC's SiteDirector/killPilotsInQueues: InterCEde CE vs DIRAC's SSH/SSHBatch CEs (needs a running stack).
 bench-dirac: dirac-env
