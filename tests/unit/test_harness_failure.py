@@ -15,6 +15,7 @@ import pytest
 
 from harness import engine
 from harness.cluster import LABEL_NODE, LABEL_STACK, LOG_TAIL, Cluster, StackError
+from harness.nodes import NodeAccess
 
 Exec = Callable[[list[str]], tuple[int, str]]
 
@@ -80,7 +81,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> tuple[Cluster, dict[str, FakeConta
         for node in cluster.nodes
     }
     monkeypatch.setattr(engine, "client", lambda *a, **k: FakeDocker(containers))
-    monkeypatch.setattr(Cluster, "ssh", lambda self, command, timeout=60.0: (0, "main\n"))
+    monkeypatch.setattr(NodeAccess, "ssh", lambda self, command, timeout=60.0: (0, "main\n"))
     return cluster, containers
 
 
@@ -162,7 +163,9 @@ def test_ssh_failure_blames_login(
     cluster, containers = stack
     containers["controller"].answer = healthy_controller(cluster, lambda: all_idle(cluster))
     monkeypatch.setattr(
-        Cluster, "ssh", lambda self, command, timeout=60.0: (255, "Permission denied (publickey)")
+        NodeAccess,
+        "ssh",
+        lambda self, command, timeout=60.0: (255, "Permission denied (publickey)"),
     )
     with pytest.raises(StackError) as info:
         cluster.wait_ready(timeout=1)
