@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from harness import faults
+from harness.cluster import Cluster
 from harness.readiness import (
     AccountingReady,
     ContainersUp,
@@ -214,3 +216,23 @@ def test_wait_for_does_not_wait_out_a_fatal_problem() -> None:
     assert info.value.timeout is None
     assert info.value.problem.service == "dbd"
     assert clock.sleeps == []
+
+
+def test_node_in_state_is_a_probe_over_the_controllers_sinfo() -> None:
+    class Controller:
+        def __init__(self) -> None:
+            self.states = iter(["down*", "idle"])
+            self.argv: list[str] = []
+
+        def exec(self, node: str, argv: Sequence[str]) -> tuple[int, str]:
+            assert node == "controller"
+            self.argv = list(argv)
+            return 0, f"worker1|{next(self.states)}\n"
+
+    controller = Controller()
+    probe = faults.NodeInState(cast(Cluster, controller), "worker1", ["idle", "mixed"])
+    assert probe.waits_for == "worker1 in a state with idle or mixed"
+    assert probe.problem() == Problem("worker1", "sinfo state 'down*'")
+    assert controller.argv[:4] == ["sinfo", "-h", "-N", "-n"]
+    assert probe.problem() is None
+    assert probe.last == "idle"

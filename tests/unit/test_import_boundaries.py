@@ -3,13 +3,15 @@
 - The harness's modules import each other without a circle: a circle means two modules that are
   one module in two files (``image`` and ``pins`` were), and it breaks when either is imported
   first from a new place.
-- The harness and the benchmarks use interCEde as any consumer would: only public modules and
-  names. A private import there pins an internal that the library must stay free to change.
+- The harness, the benchmarks and the docs' examples use interCEde as any consumer would: only
+  public modules and names. A private import there pins an internal that the library must stay
+  free to change.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,8 +134,21 @@ def _is_private(module: str, names: tuple[str, ...]) -> bool:
 
 
 def consumer_files() -> list[Path]:
-    files = [*HARNESS.rglob("*.py"), *(ROOT / "benchmarks").glob("*.py")]
+    files = [
+        *HARNESS.rglob("*.py"),
+        *(ROOT / "benchmarks").glob("*.py"),
+        *(ROOT / "docs" / "examples").rglob("*.py"),
+    ]
     return sorted(f for f in files if f not in NOT_YET)
+
+
+def doc_snippets() -> list[tuple[str, str]]:
+    """(where, code) for every fenced Python block in the docs: what a reader copies."""
+    return [
+        (f"{md.relative_to(ROOT)} block {i}", code)
+        for md in sorted((ROOT / "docs").rglob("*.md"))
+        for i, code in enumerate(re.findall(r"```(?:python|py)\n(.*?)```", md.read_text(), re.S), 1)
+    ]
 
 
 def private_imports(imports: Iterator[Import], where: str) -> list[str]:
@@ -181,5 +196,16 @@ def test_harness_and_benchmarks_import_only_public_intercede() -> None:
         line
         for path in files
         for line in private_imports(_file_imports(path), str(path.relative_to(ROOT)))
+    ]
+    assert found == []
+
+
+def test_doc_examples_import_only_public_intercede() -> None:
+    snippets = doc_snippets()
+    assert any("import intercede" in code for _, code in snippets)
+    found = [
+        line
+        for where, code in snippets
+        for line in private_imports(_imports(code, "docs.snippet"), where)
     ]
     assert found == []
