@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import pytest
 
@@ -21,49 +21,19 @@ import intercede
 import intercede.sync
 from intercede import CopyVars, JobHandle, JobID, JobStatus, Submission, SubmissionSpec
 from intercede.sync import _runtime
+from tests.unit.fakes import Instrumented
 
 SPEC = SubmissionSpec(executable="pilot.sh")
 HANDLE = JobHandle(backend="fake", resource="mem", id="1")
 SRC = str(Path(intercede.__file__).resolve().parents[1])
 
 
-class Connected:
+class Connected(Instrumented):
     """A backend over one "connection" that ``aclose()`` tears down, like the SSH transport.
 
     An operation still running when the connection goes fails with a transport error, which is
     what a caller would see if the facade closed the backend under it.
     """
-
-    def __init__(self, delay: float = 0.0, close_delay: float = 0.0) -> None:
-        self.delay = delay
-        self.close_delay = close_delay
-        self.connected = True
-        self.events: list[str] = []
-        self.started = threading.Event()
-        self.closed = threading.Event()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        self.events.append("aclose")
-        await asyncio.sleep(self.close_delay)
-        self.connected = False
-        self.closed.set()
-
-    async def _op(self, name: str) -> None:
-        self.started.set()
-        try:
-            await asyncio.sleep(self.delay)
-        except asyncio.CancelledError:
-            self.events.append(f"cancelled {name}")
-            raise
-        if not self.connected:
-            raise intercede.ResourceUnavailableError(f"{name}: connection closed under it")
-        self.events.append(f"finished {name}")
 
     async def submit(
         self, spec: SubmissionSpec, copies: int | Sequence[CopyVars] = 1
@@ -288,7 +258,7 @@ def test_a_facade_dropped_inside_a_running_loop_does_not_block_it() -> None:
     asyncio.run(main())
     assert measured["drop"] < 0.5, f"dropping the facade blocked the loop {measured['drop']:.2f} s"
     assert measured["tick"] < 0.5
-    assert backend.closed.wait(10), "the backend was never closed"
+    assert backend.aclose_done.wait(10), "the backend was never closed"
     deadline = time.monotonic() + 10
     while sync_threads() - before and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -301,7 +271,7 @@ def test_a_finaliser_run_on_the_facades_own_loop_thread_closes_without_deadlock(
     before = sync_threads()
     facade = intercede.sync.wrap(backend)
     facade._runtime._loop.call_soon_threadsafe(facade._finalizer)
-    assert backend.closed.wait(10)
+    assert backend.aclose_done.wait(10)
     deadline = time.monotonic() + 10
     while sync_threads() - before and time.monotonic() < deadline:
         time.sleep(0.02)

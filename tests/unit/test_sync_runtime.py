@@ -11,38 +11,26 @@ import textwrap
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import pytest
 import trio
 
 import intercede
 import intercede.sync
-from intercede import CopyVars, JobHandle, JobID, JobStatus, Submission, SubmissionSpec
+from intercede import JobHandle, JobID, JobStatus
+from tests.unit.fakes import FakeBackend
 
 HANDLE = JobHandle(backend="fake", resource="mem", id="1")
 SRC = str(Path(intercede.__file__).resolve().parents[1])
 
 
-class Backend:
+class Backend(FakeBackend):
     """A JobBackend whose status call sleeps a little and says where it ran."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.threads: list[str] = []
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        return None
-
-    async def submit(
-        self, spec: SubmissionSpec, copies: int | Sequence[CopyVars] = 1
-    ) -> Submission:
-        return Submission(handles={0: HANDLE})
 
     async def get_status(self, handles: Sequence[JobHandle]) -> Mapping[JobID, JobStatus]:
         self.threads.append(threading.current_thread().name)
