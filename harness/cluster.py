@@ -18,55 +18,30 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import Self, Unpack
 
 from harness.config import DEFAULT_PARTITIONS, Partition, StackSpec, state_dir
-from harness.lifecycle import LOG_TAIL, Lifecycle
-from harness.nodes import NodeAccess
+from harness.lifecycle import Lifecycle
+from harness.nodes import ExecOptions, NodeAccess
 from harness.readiness import Problem
 from harness.stack import (
     DEFAULT_STACK,
-    LABEL_IMAGE,
-    LABEL_NODE,
-    LABEL_PARTITIONS,
-    LABEL_ROLE,
-    LABEL_STACK,
-    LABEL_VARIANT,
-    LABEL_WORKERS,
     Log,
     NodeStatus,
     Stack,
     StackError,
     default_stack_name,
     log_to_stderr,
-    reuse_mismatch,
 )
 
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    import docker
-    from docker.models.containers import Container
-
-__all__ = [
-    "DEFAULT_STACK",
-    "LABEL_IMAGE",
-    "LABEL_NODE",
-    "LABEL_PARTITIONS",
-    "LABEL_ROLE",
-    "LABEL_STACK",
-    "LABEL_VARIANT",
-    "LABEL_WORKERS",
-    "LOG_TAIL",
-    "Cluster",
-    "NodeStatus",
-    "StackError",
-    "default_stack_name",
-    "reuse_mismatch",
-]
+__all__ = ["DEFAULT_STACK", "Cluster", "NodeStatus", "StackError", "default_stack_name"]
 
 
-class Cluster:
+class Cluster(Stack):
     """Lifecycle and access to one named stack; usable as a context manager.
 
+    It is the :class:`Stack` (name, spec, files, containers) and hands the rest to its parts:
+    ``lifecycle`` (up, reuse, down, readiness) and ``nodes_access`` (exec, ssh, logs).
     Construction does no I/O. Several processes may hold a ``Cluster`` for the same name: all
     state lives in Docker (labels) and in the stack's state directory.
     """
@@ -93,104 +68,23 @@ class Cluster:
             partitions=tuple(Partition(p, default=(i == 0)) for i, p in enumerate(partitions)),
             slurmd_timeout=slurmd_timeout,
         )
-        self.stack = Stack(
+        super().__init__(
             spec,
             state_dir=state_dir(name, state_root),
             image=image or os.environ.get("INTERCEDE_STACK_IMAGE") or None,
             log=log,
         )
-        self.nodes_access = NodeAccess(self.stack)
-        self.lifecycle = Lifecycle(self.stack, self.nodes_access, ready_timeout)
+        self.nodes_access = NodeAccess(self)
+        self.lifecycle = Lifecycle(self, self.nodes_access, ready_timeout)
         self.keep_on_exit = keep_on_exit
-
-    # ---------------------------------------------------------------- what the stack is
-
-    @property
-    def name(self) -> str:
-        return self.stack.name
-
-    @property
-    def variant_name(self) -> str:
-        return self.stack.variant_name
-
-    @property
-    def spec(self) -> StackSpec:
-        return self.stack.spec
-
-    @property
-    def image(self) -> str | None:
-        return self.stack.image
-
-    @property
-    def state_dir(self) -> Path:
-        return self.stack.state_dir
 
     @property
     def ready_timeout(self) -> float:
         return self.lifecycle.ready_timeout
 
     @property
-    def client_config_path(self) -> Path:
-        return self.stack.client_config_path
-
-    @property
-    def key_path(self) -> Path:
-        return self.stack.key_path
-
-    @property
-    def known_hosts_path(self) -> Path:
-        return self.stack.known_hosts_path
-
-    @property
-    def logs_dir(self) -> Path:
-        """Where a failed run saves every container's log: ``<report folder>/logs/<stack>/``."""
-        return self.stack.logs_dir
-
-    @property
-    def queues(self) -> tuple[str, ...]:
-        return self.stack.queues
-
-    @property
-    def user(self) -> str:
-        return self.stack.user
-
-    @property
-    def home(self) -> str:
-        return self.stack.home
-
-    @property
-    def work_root(self) -> str:
-        return self.stack.work_root
-
-    @property
-    def nodes(self) -> tuple[str, ...]:
-        return self.stack.nodes
-
-    @property
-    def workers(self) -> tuple[str, ...]:
-        return self.stack.workers
-
-    @property
-    def cluster_name(self) -> str:
-        return self.stack.cluster_name
-
-    @property
-    def network_name(self) -> str:
-        return self.stack.network_name
-
-    @property
     def ssh_port(self) -> int:
         return self.nodes_access.ssh_port
-
-    @property
-    def docker(self) -> docker.DockerClient:
-        return self.stack.docker
-
-    def container_name(self, node: str) -> str:
-        return self.stack.container_name(node)
-
-    def container(self, node: str) -> Container:
-        return self.stack.container(node)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -232,15 +126,10 @@ class Cluster:
     # ---------------------------------------------------------------- node access
 
     def exec(
-        self,
-        node: str,
-        argv: Sequence[str],
-        user: str | None = None,
-        workdir: str | None = None,
-        environment: dict[str, str] | None = None,
+        self, node: str, argv: Sequence[str], **options: Unpack[ExecOptions]
     ) -> tuple[int, str]:
         """Run a command inside a node's container; returns (exit code, stdout+stderr)."""
-        return self.nodes_access.exec(node, argv, user, workdir, environment)
+        return self.nodes_access.exec(node, argv, **options)
 
     def ssh_argv(self, *remote: str, batch: bool = True) -> list[str]:
         return self.nodes_access.ssh_argv(*remote, batch=batch)

@@ -9,10 +9,19 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from harness.stack import NodeStatus, Stack, StackError
 
-__all__ = ["NodeAccess"]
+__all__ = ["ExecOptions", "NodeAccess"]
+
+
+class ExecOptions(TypedDict, total=False):
+    """How :meth:`NodeAccess.exec` runs its command; each left out means the image's default."""
+
+    user: str | None
+    workdir: str | None
+    environment: dict[str, str] | None
 
 
 class NodeAccess:
@@ -41,19 +50,14 @@ class NodeAccess:
         return int(bindings[0]["HostPort"])
 
     def exec(
-        self,
-        node: str,
-        argv: Sequence[str],
-        user: str | None = None,
-        workdir: str | None = None,
-        environment: dict[str, str] | None = None,
+        self, node: str, argv: Sequence[str], **options: Unpack[ExecOptions]
     ) -> tuple[int, str]:
         """Run a command inside a node's container; returns (exit code, stdout+stderr)."""
         result = self.stack.container(node).exec_run(
             list(argv),
-            user=user or "",
-            workdir=workdir,
-            environment=environment,
+            user=options.get("user") or "",
+            workdir=options.get("workdir"),
+            environment=options.get("environment"),
             demux=False,
         )
         output = result.output if isinstance(result.output, bytes) else b""

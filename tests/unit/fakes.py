@@ -76,7 +76,8 @@ class FakeBackend:
 class Instrumented(FakeBackend):
     """A backend over one "connection" whose operations record how they were driven.
 
-    Subclasses call :meth:`_op` first in every operation. It sleeps ``delay`` (cancellable),
+    ``submit`` and ``get_status`` go through :meth:`_op`; a subclass's own operations call it
+    first too. It sleeps ``delay`` (cancellable),
     raises ``failure`` when set, and fails with a transport error when ``aclose`` ran meanwhile:
     what a caller would see if the facade closed the backend under a running call. ``events``
     says in order what finished, what was cancelled and when ``aclose`` ran.
@@ -126,3 +127,13 @@ class Instrumented(FakeBackend):
         if not self.connected:
             raise intercede.ResourceUnavailableError(f"{name}: connection closed under it")
         self.events.append(f"finished {name}")
+
+    async def submit(
+        self, spec: SubmissionSpec, copies: int | Sequence[CopyVars] = 1
+    ) -> Submission:
+        await self._op("submit")
+        return await super().submit(spec, copies)
+
+    async def get_status(self, handles: Sequence[JobHandle]) -> Mapping[JobID, JobStatus]:
+        await self._op("get_status")
+        return await super().get_status(handles)

@@ -16,19 +16,19 @@ import pytest
 from harness import engine
 from harness.__main__ import main
 from harness._lock import stack_lock
-from harness.cluster import (
+from harness.cluster import Cluster
+from harness.config import image_tag, load_variants
+from harness.lifecycle import Lifecycle
+from harness.nodes import NodeAccess
+from harness.stack import (
     LABEL_IMAGE,
     LABEL_NODE,
     LABEL_PARTITIONS,
     LABEL_STACK,
     LABEL_VARIANT,
     LABEL_WORKERS,
-    Cluster,
     reuse_mismatch,
 )
-from harness.config import image_tag, load_variants
-from harness.lifecycle import Lifecycle
-from harness.nodes import NodeAccess
 
 
 class Thing:

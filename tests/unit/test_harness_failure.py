@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 
 from harness import engine
-from harness.cluster import LABEL_NODE, LABEL_STACK, LOG_TAIL, Cluster, StackError
+from harness.cluster import Cluster, StackError
+from harness.lifecycle import LOG_TAIL
 from harness.nodes import NodeAccess
+from harness.stack import LABEL_NODE, LABEL_STACK
 
 Exec = Callable[[list[str]], tuple[int, str]]
 

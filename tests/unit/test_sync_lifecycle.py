@@ -11,7 +11,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 
 import intercede
 import intercede.sync
-from intercede import CopyVars, JobHandle, JobID, JobStatus, Submission, SubmissionSpec
+from intercede import JobHandle, Submission, SubmissionSpec
 from intercede.sync import _runtime
 from tests.unit.fakes import Instrumented
 
@@ -32,21 +31,8 @@ class Connected(Instrumented):
     """A backend over one "connection" that ``aclose()`` tears down, like the SSH transport.
 
     An operation still running when the connection goes fails with a transport error, which is
-    what a caller would see if the facade closed the backend under it.
+    what a caller would see if the facade closed the backend under it (``Instrumented._op``).
     """
-
-    async def submit(
-        self, spec: SubmissionSpec, copies: int | Sequence[CopyVars] = 1
-    ) -> Submission:
-        await self._op("submit")
-        count = copies if isinstance(copies, int) else len(copies)
-        return Submission(
-            handles={i: HANDLE.model_copy(update={"id": str(i)}) for i in range(count)}
-        )
-
-    async def get_status(self, handles: Sequence[JobHandle]) -> Mapping[JobID, JobStatus]:
-        await self._op("get_status")
-        return {h.id: JobStatus.RUNNING for h in handles}
 
 
 def sync_threads() -> set[str]:
