@@ -113,8 +113,9 @@ def reuse_mismatch(
 class Stack:
     """One named stack's identity and containers; shared by every part that acts on it.
 
-    ``spec`` may be replaced (a reused stack keeps the worker count it was created with), so
-    the parts hold the ``Stack``, never a copy of its spec.
+    The name and what follows from it are fixed at construction. ``spec`` may be replaced (a
+    reused stack keeps the worker count it was created with), so what depends on it is read
+    through it each time and the parts hold the ``Stack``, never a copy of its spec.
     """
 
     def __init__(
@@ -126,34 +127,24 @@ class Stack:
         log: Log,
     ) -> None:
         self.spec = spec
+        self.name = spec.name
+        self.variant_name = spec.variant
         self.state_dir = state_dir
+        self.client_config_path = state_dir / "client.toml"
+        self.key_path = state_dir / "id_ed25519"
+        self.known_hosts_path = state_dir / "known_hosts"
+        self.cluster_name = cluster_name(spec.name)
+        self.network_name = f"{spec.name}-net"
         self.image = image
         self.log = log
         self._cli: docker.DockerClient | None = None
 
     @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def variant_name(self) -> str:
-        return self.spec.variant
-
-    @property
-    def client_config_path(self) -> Path:
-        return self.state_dir / "client.toml"
-
-    @property
-    def key_path(self) -> Path:
-        return self.state_dir / "id_ed25519"
-
-    @property
-    def known_hosts_path(self) -> Path:
-        return self.state_dir / "known_hosts"
-
-    @property
     def logs_dir(self) -> Path:
-        """Where a failed run saves every container's log: ``<report folder>/logs/<stack>/``."""
+        """Where a failed run saves every container's log: ``<report folder>/logs/<stack>/``.
+
+        Read when asked: the report folder follows ``INTERCEDE_REPORT_DIR`` at that moment.
+        """
         return report_dir() / "logs" / self.name
 
     @property
@@ -179,14 +170,6 @@ class Stack:
     @property
     def workers(self) -> tuple[str, ...]:
         return tuple(n for n in self.nodes if n.startswith("worker"))
-
-    @property
-    def cluster_name(self) -> str:
-        return cluster_name(self.name)
-
-    @property
-    def network_name(self) -> str:
-        return f"{self.name}-net"
 
     def container_name(self, node: str) -> str:
         return f"{self.name}-{node}"

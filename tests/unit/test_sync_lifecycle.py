@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import os
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -20,6 +17,7 @@ import intercede
 import intercede.sync
 from intercede import JobHandle, Submission, SubmissionSpec
 from intercede.sync import _runtime
+from tests.unit.child import run_python
 from tests.unit.fakes import Instrumented
 
 SPEC = SubmissionSpec(executable="pilot.sh")
@@ -212,15 +210,7 @@ print(json.dumps({"child": child, "parent": parent, "aclose_pids": ACLOSE_PIDS =
 def test_a_forked_child_gets_backend_closed_and_can_build_its_own(tmp_path: Path) -> None:
     script = tmp_path / "fork.py"
     script.write_text(textwrap.dedent(FORK_SCRIPT))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+    done = run_python(str(script), pythonpath=[SRC])
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"child": 0, "parent": "Done", "aclose_pids": True}
 

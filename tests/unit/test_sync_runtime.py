@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import textwrap
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,6 +16,7 @@ import trio
 import intercede
 import intercede.sync
 from intercede import JobHandle, JobID, JobStatus
+from tests.unit.child import run_python
 from tests.unit.fakes import FakeBackend
 
 HANDLE = JobHandle(backend="fake", resource="mem", id="1")
@@ -180,15 +178,7 @@ def run_script(body: str, tmp_path: Path) -> dict[str, Any]:
         + textwrap.dedent(body)
     )
     marker = tmp_path / "events.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run(
-        [sys.executable, str(script), str(marker)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+    done = run_python(str(script), str(marker), pythonpath=[SRC])
     assert done.returncode == 0, done.stderr
     return {"stdout": json.loads(done.stdout), "events": json.loads(marker.read_text())}
 
