@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Self, Unpack
 
 from harness.config import DEFAULT_PARTITIONS, Partition, StackSpec, state_dir
@@ -79,10 +78,6 @@ class Cluster(Stack):
         self.keep_on_exit = keep_on_exit
 
     @property
-    def ready_timeout(self) -> float:
-        return self.lifecycle.ready_timeout
-
-    @property
     def ssh_port(self) -> int:
         return self.nodes_access.ssh_port
 
@@ -92,12 +87,7 @@ class Cluster(Stack):
         self.up()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         if not self.keep_on_exit:
             self.down()
 
