@@ -5,7 +5,7 @@
   first from a new place.
 - The harness, the benchmarks and the docs' examples use interCEde as any consumer would: only
   public modules and names. A private import there pins an internal that the library must stay
-  free to change.
+  free to change. The benchmarks likewise use only the harness's public modules.
 """
 
 from __future__ import annotations
@@ -124,9 +124,10 @@ def test_the_harness_has_no_import_circle() -> None:
     assert find_cycle(harness_graph()) is None
 
 
-def _is_private(module: str, names: tuple[str, ...]) -> bool:
+def _is_private(module: str, names: tuple[str, ...], package: str = "intercede") -> bool:
+    """Whether the import reaches a ``_``-prefixed module or name of ``package``."""
     parts = module.split(".")
-    if parts[0] != "intercede":
+    if parts[0] != package:
         return False
     private = [p for p in parts[1:] if p.startswith("_")]
     private += [n for n in names if n.startswith("_") and not n.startswith("__")]
@@ -151,11 +152,11 @@ def doc_snippets() -> list[tuple[str, str]]:
     ]
 
 
-def private_imports(imports: Iterator[Import], where: str) -> list[str]:
+def private_imports(imports: Iterator[Import], where: str, package: str = "intercede") -> list[str]:
     return [
         f"{where}:{line}: {target}" + (f" ({', '.join(names)})" if names else "")
         for line, target, names in imports
-        if _is_private(target, names)
+        if _is_private(target, names, package)
     ]
 
 
@@ -207,5 +208,17 @@ def test_doc_examples_import_only_public_intercede() -> None:
         line
         for where, code in snippets
         for line in private_imports(_imports(code, "docs.snippet"), where)
+    ]
+    assert found == []
+
+
+def test_benchmarks_import_only_public_harness_modules() -> None:
+    """A benchmark is another package: the harness's ``_`` modules are its own business."""
+    benchmarks = sorted((ROOT / "benchmarks").glob("*.py"))
+    assert ROOT / "benchmarks" / "dirac_site_director.py" in benchmarks
+    found = [
+        line
+        for path in benchmarks
+        for line in private_imports(_file_imports(path), path.name, package="harness")
     ]
     assert found == []
