@@ -1,5 +1,7 @@
 """Import rules that keep the layers honest, read from the source with ``ast`` (nothing imported).
 
+- No harness class grows past about 300 lines: the harness is split by concern (stack,
+  lifecycle, readiness, node access, provisioning, faults), and a class that size is two.
 - The harness's modules import each other without a circle: a circle means two modules that are
   one module in two files (``image`` and ``pins`` were), and it breaks when either is imported
   first from a new place.
@@ -222,3 +224,17 @@ def test_benchmarks_import_only_public_harness_modules() -> None:
         for line in private_imports(_file_imports(path), path.name, package="harness")
     ]
     assert found == []
+
+
+MAX_CLASS_LINES = 300
+
+
+def test_no_harness_class_is_over_300_lines() -> None:
+    sizes = {
+        f"{path.relative_to(ROOT)}:{node.name}": node.end_lineno - node.lineno + 1
+        for path in sorted(HARNESS.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef) and node.end_lineno is not None
+    }
+    assert "harness/lifecycle.py:Lifecycle" in sizes
+    assert {name: n for name, n in sizes.items() if n > MAX_CLASS_LINES} == {}
