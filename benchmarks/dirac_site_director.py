@@ -42,7 +42,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.cluster import Cluster
-from harness.dirac._login import login_run
+from harness.dirac.login import login_run
 from harness.dirac_cs import StackAccess, render_cs
 
 ROOT = Path(__file__).resolve().parent.parent

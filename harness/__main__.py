@@ -78,7 +78,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "pins",
         "show the Slurm/munge versions a variant's suite offers now; --write refreshes the pins",
-        "harness.pins",
+        "harness.pins_cli",
     ),
 )
 

@@ -3,19 +3,19 @@
 A backend's error handling is only believable when tested against real failures: a dead
 slurmctld, a frozen login node, a worker cut off the network. These hooks act on the stack's
 containers through Docker; they do not wait for Slurm to notice (tests decide what to wait for,
-e.g. with :func:`wait_node_state`).
+e.g. with :func:`wait_node_state`, whose :class:`NodeInState` is a readiness probe like the
+stack's own).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
-
 from harness.cluster import Cluster, StackError
-from harness.readiness import SINFO_FORMAT, parse_sinfo
+from harness.readiness import SINFO_FORMAT, NotReady, Problem, parse_sinfo, wait_for
 
 __all__ = [
+    "NodeInState",
     "disconnect",
     "drop_ssh_sessions",
     "kill",
@@ -94,26 +94,35 @@ def node_state(cluster: Cluster, node: str) -> str:
     return parse_sinfo(out).get(node, "")
 
 
+class NodeInState:
+    """Probe: Slurm reports ``node`` in a state whose text contains one of ``accept``."""
+
+    def __init__(self, cluster: Cluster, node: str, accept: Iterable[str]) -> None:
+        self.cluster, self.node, self.accept = cluster, node, tuple(accept)
+        self.last = ""
+
+    @property
+    def waits_for(self) -> str:
+        return f"{self.node} in a state with {' or '.join(self.accept)}"
+
+    def problem(self) -> Problem | None:
+        self.last = node_state(self.cluster, self.node)
+        if any(w in self.last for w in self.accept):
+            return None
+        return Problem(self.node, f"sinfo state {self.last!r}")
+
+
 def wait_node_state(
     cluster: Cluster, node: str, accept: Iterable[str], timeout: float = 120.0
 ) -> str:
     """Wait until Slurm reports ``node`` in a state whose text contains one of ``accept``."""
-    wanted = tuple(accept)
-    last = [""]
-
-    def probe() -> str:
-        last[0] = node_state(cluster, node)
-        return last[0]
-
-    retrying = Retrying(
-        stop=stop_after_delay(timeout),
-        wait=wait_fixed(1),
-        retry=retry_if_result(lambda s: not any(w in s for w in wanted)),
-    )
+    probe = NodeInState(cluster, node, accept)
     try:
-        return str(retrying(probe))
-    except RetryError:
+        wait_for([probe], timeout, interval=1.0)
+    except NotReady:
         raise StackError(
-            f"node {node} did not reach {wanted} within {timeout:.0f}s (last: {last[0]!r})",
+            f"node {node} did not reach {probe.accept} within {timeout:.0f}s "
+            f"(last: {probe.last!r})",
             node,
         ) from None
+    return probe.last

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.config import STACK_DIR, Variant, image_tag
+from harness.pins import available_versions, pin_message, pin_problems, unavailable_pins
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import docker
@@ -169,7 +170,6 @@ def _stale_pins(
     cli: docker.DockerClient, variant: Variant, base: str, output: str, log: Log
 ) -> str | None:
     """A pin apt could not install, said plainly with the fix; None for any other failure."""
-    from harness.pins import available_versions, pin_message, pin_problems, unavailable_pins
 
     missing = unavailable_pins(output)
     if not missing:

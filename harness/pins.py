@@ -1,4 +1,4 @@
-"""``python -m harness pins``: the Slurm and munge pins of ``slurm-stack/variants.toml``.
+"""The Slurm and munge pins of ``slurm-stack/variants.toml``.
 
 Debian keeps only the newest version of a package in a suite, so a point release makes a
 pinned build fail at ``apt-get install``. We keep the pins (a regression run must say which
@@ -9,15 +9,12 @@ command asks the variant's own base image, so it sees exactly what a build would
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.config import STACK_DIR, Variant, load_variants
+from harness.config import Variant
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import docker
@@ -27,13 +24,11 @@ __all__ = [
     "SLURM_PACKAGES",
     "PinProblem",
     "available_versions",
-    "configure",
     "parse_candidates",
     "pin_message",
     "pin_problems",
     "refresh_command",
     "refresh_pins",
-    "run",
     "unavailable_pins",
 ]
 
@@ -165,56 +160,3 @@ def refresh_pins(text: str, variant: str, values: Mapping[str, str]) -> str:
     if missing:
         raise ValueError(f"variants.toml: [{variant}] has no {', '.join(sorted(missing))}")
     return "".join(lines)
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--variant",
-        action="append",
-        help="variant to check (repeatable; default: every variant in variants.toml)",
-    )
-    parser.add_argument(
-        "--write", action="store_true", help="write what the suite offers now into variants.toml"
-    )
-
-
-def run(args: argparse.Namespace, path: Path | None = None) -> int:
-    from harness.engine import client, ensure_engine
-    from harness.image import resolve_base
-
-    target = path or STACK_DIR / "variants.toml"
-    variants = load_variants(target)
-    names = args.variant or list(variants)
-    unknown = [n for n in names if n not in variants]
-    if unknown:
-        print(f"error: unknown variant(s) {unknown}; known: {sorted(variants)}", file=sys.stderr)
-        return 2
-    ensure_engine()
-    cli = client()
-    text = target.read_text()
-    stale = False
-    for name in names:
-        variant = variants[name]
-        offered = available_versions(cli, resolve_base(cli, variant))
-        new = {
-            "slurm_version": offered.get("slurmd", ""),
-            "munge_version": offered.get("munge", ""),
-        }
-        if not all(new.values()):
-            print(f"error: {name}: the suite offers no slurmd or munge: {offered}", file=sys.stderr)
-            return 1
-        old = {"slurm_version": variant.slurm_version, "munge_version": variant.munge_version}
-        for field in new:
-            verdict = "ok" if new[field] == old[field] else f"now {new[field]}"
-            print(f"{name}: {field} = {old[field]!r}: {verdict}")
-        if new != old:
-            stale = True
-            text = refresh_pins(text, name, new)
-    if stale and args.write:
-        target.write_text(text)
-        print(f"wrote {target}; the stack image tag changes with it, so the next up rebuilds")
-        return 0
-    if stale:
-        print(f"pins are stale: rerun with --write ({refresh_command('<variant>')})")
-        return 1
-    return 0

@@ -24,7 +24,7 @@ Remote round trips are counted per phase: for InterCEde from its transport's own
 the SSH CEs by counting calls of ``SSHComputingElement._run/_put/_get`` (each one SSH
 exchange; the wrapper only counts and calls the original). Afterwards every pilot still in
 Slurm whose command lies under the run's own ``SharedArea`` is cancelled and the directory is
-removed, checked with the harness's own OpenSSH session (:mod:`harness.dirac._login`).
+removed, checked with the harness's own OpenSSH session (:mod:`harness.dirac.login`).
 
     PYTHONPATH=<repo> .venv-dirac/bin/python -m harness.dirac.bench_site_director \\
         --cs cs.cfg --result result.json          # HARNESS_PILOTS=N (default 1000)
@@ -44,8 +44,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from harness.dirac._agent import Report, main
-from harness.dirac._login import login_run
 from harness.dirac._services import PilotAgentsDBRecorder
+from harness.dirac.login import login_run
 from harness.dirac.site_director import build_agent
 
 SCENARIO = "bench-site-director"

@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.dirac._agent import Report, main, make_proxy
-from harness.dirac._login import login_run
+from harness.dirac.login import login_run
 
 SCENARIO = "push-job-agent"
 DC_IDS = ("DC-04", "DC-09", "DC-10", "DC-12", "DC-16", "DC-18", "DC-25", "DC-28", "DC-34", "DC-38")

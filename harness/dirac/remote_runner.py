@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.dirac._agent import Report, main, make_proxy
-from harness.dirac._login import login_run
+from harness.dirac.login import login_run
 
 SCENARIO = "remote-runner"
 DC_IDS = ("DC-04", "DC-08", "DC-10", "DC-16", "DC-18", "DC-35", "DC-38")

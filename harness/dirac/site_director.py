@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.dirac._agent import Report, main
-from harness.dirac._login import count_sessions
 from harness.dirac._services import (
     FakeMatcher,
     PilotAgentsDBRecorder,
     ProxyManagerStandIn,
     install_site_services,
 )
+from harness.dirac.login import count_sessions
 
 SCENARIO = "site-director"
 DC_IDS = ("DC-04", "DC-05", "DC-06", "DC-07", "DC-11", "DC-12", "DC-15", "DC-23", "DC-33", "DC-38")

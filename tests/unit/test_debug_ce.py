@@ -12,8 +12,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import pytest
 
@@ -41,11 +40,12 @@ from intercede.models import (
     Submission,
     SubmissionSpec,
 )
+from tests.unit.fakes import FakeBackend, as_copies
 
 STAMP = re.compile(r"^[0-9a-f]{32}$")
 
 
-class _Minimal:
+class _Minimal(FakeBackend):
     """Only the essential JobBackend: submit, get_status, lifecycle."""
 
     def __init__(
@@ -55,21 +55,20 @@ class _Minimal:
         echo_stamp: bool = True,
         unreachable: bool = False,
     ) -> None:
+        super().__init__()
         self.final = final
         self.echo_stamp = echo_stamp
         self.unreachable = unreachable
-        self.submits: list[tuple[SubmissionSpec, list[CopyVars]]] = []
         self.jobs: dict[JobID, dict[str, Any]] = {}
         self.purged: list[JobID] = []
         self.killed: list[JobID] = []
-        self.closed = False
 
     async def submit(
         self, spec: SubmissionSpec, copies: int | Sequence[CopyVars] = 1
     ) -> Submission:
         if self.unreachable:
             raise ResourceUnavailableError("cannot connect to ce.example.org:22: refused")
-        varied = [CopyVars()] * copies if isinstance(copies, int) else list(copies)
+        varied = as_copies(copies)
         self.submits.append((spec, varied))
         handles = {}
         for i, copy in enumerate(varied):
@@ -102,20 +101,6 @@ class _Minimal:
                 job["state"] = self.final
             out[handle.id] = job["state"]
         return out
-
-    async def aclose(self) -> None:
-        self.closed = True
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 class _Full(_Minimal):

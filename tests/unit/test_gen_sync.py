@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.child import run_python
 from tools import gen_sync
 
 ROOT = Path(gen_sync.__file__).resolve().parents[1]
@@ -140,15 +141,7 @@ def test_generating_from_the_copy_gives_a_working_facade(tmp_path: Path) -> None
         print("ok")
         """
     )
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    ran = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+    ran = run_python("-c", script, pythonpath=[tmp_path])
     assert ran.stdout.strip() == "ok", ran.stderr
 
 
@@ -266,15 +259,7 @@ def test_wraps_refusal_names_members_a_protocol_change_added(tmp_path: Path) -> 
             print(exc)
         """
     )
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    ran = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+    ran = run_python("-c", script, pythonpath=[tmp_path])
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip().endswith("Old lacks aclose, ping"), ran.stdout
 

@@ -91,7 +91,8 @@ def test_a_stack_command_imports_neither_e2e_nor_regress() -> None:
     # Those modules made unimportable: parsing `down` must not touch them.
     out = _child(
         "import sys\n"
-        "for m in ('harness.e2e', 'harness.regress', 'harness.pins', 'intercede._cli'):\n"
+        "for m in ('harness.e2e', 'harness.regress', 'harness.pins', 'harness.pins_cli',\n"
+        "          'intercede._cli'):\n"
         "    sys.modules[m] = None\n"
         "from harness.__main__ import build_parser\n"
         "print(build_parser(only='down').parse_args(['down', '--name', 'x']).name)\n"
@@ -103,7 +104,8 @@ def test_a_stack_command_imports_neither_e2e_nor_regress() -> None:
 def test_help_lists_every_command_without_importing_them() -> None:
     out = _child(
         "import sys\n"
-        "for m in ('harness.e2e', 'harness.regress', 'harness.pins', 'harness._stack_cli'):\n"
+        "for m in ('harness.e2e', 'harness.regress', 'harness.pins', 'harness.pins_cli',\n"
+        "          'harness._stack_cli'):\n"
         "    sys.modules[m] = None\n"
         "from harness.__main__ import main\n"
         "main(['--help'])\n"
@@ -136,10 +138,15 @@ def test_every_harness_module_declares_all() -> None:
         "engine",
         "faults",
         "image",
+        "lifecycle",
+        "nodes",
         "pins",
+        "pins_cli",
+        "provision",
         "pytest_plugin",
         "readiness",
         "regress",
+        "stack",
     ):
         module = importlib.import_module(f"harness.{name}")
         assert isinstance(module.__all__, list)

@@ -16,17 +16,19 @@ import pytest
 from harness import engine
 from harness.__main__ import main
 from harness._lock import stack_lock
-from harness.cluster import (
+from harness.cluster import Cluster
+from harness.config import image_tag, load_variants
+from harness.lifecycle import Lifecycle
+from harness.nodes import NodeAccess
+from harness.stack import (
     LABEL_IMAGE,
     LABEL_NODE,
     LABEL_PARTITIONS,
     LABEL_STACK,
     LABEL_VARIANT,
     LABEL_WORKERS,
-    Cluster,
     reuse_mismatch,
 )
-from harness.config import image_tag, load_variants
 
 
 class Thing:
@@ -190,7 +192,7 @@ def test_up_removes_orphan_networks_and_volumes_before_creating(
     cli.volumes.items.append(Thing(cli.volumes.items, "other-home", {LABEL_STACK: "other"}))
     seen: list[tuple[int, int]] = []
     monkeypatch.setattr(
-        Cluster,
+        Lifecycle,
         "_create",
         lambda self: seen.append((len(cli.networks.items), len(cli.volumes.items))),
     )
@@ -205,7 +207,7 @@ def test_a_start_that_fails_halfway_leaves_nothing(
     cli: FakeDocker, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     cluster = _cluster(tmp_path, [])
-    monkeypatch.setattr(Cluster, "ensure_image", lambda self: "img:1")
+    monkeypatch.setattr(Lifecycle, "ensure_image", lambda self: "img:1")
     cli.containers.fail_create = True  # after the network and both volumes exist
     with pytest.raises(docker.errors.APIError, match="no space left"):
         cluster.up()
@@ -249,11 +251,11 @@ def _reuse_ready(monkeypatch: pytest.MonkeyPatch, cluster: Cluster) -> list[str]
     calls: list[str] = []
     cluster.state_dir.mkdir(parents=True)
     cluster.key_path.write_text("key")
-    monkeypatch.setattr(Cluster, "_write_client_files", lambda self: calls.append("files"))
-    monkeypatch.setattr(Cluster, "wait_ready", lambda self, timeout=None: calls.append("ready"))
-    monkeypatch.setattr(Cluster, "_read_port", lambda self: 2222)
-    monkeypatch.setattr(Cluster, "down", lambda self: calls.append("down"))
-    monkeypatch.setattr(Cluster, "_create", lambda self: calls.append("create"))
+    monkeypatch.setattr(Lifecycle, "_write_client_files", lambda self: calls.append("files"))
+    monkeypatch.setattr(Lifecycle, "wait_ready", lambda self, timeout=None: calls.append("ready"))
+    monkeypatch.setattr(NodeAccess, "_read_port", lambda self: 2222)
+    monkeypatch.setattr(Lifecycle, "down", lambda self: calls.append("down"))
+    monkeypatch.setattr(Lifecycle, "_create", lambda self: calls.append("create"))
     return calls
 
 
@@ -331,7 +333,7 @@ def test_new_containers_carry_image_and_partition_labels(
         return thing
 
     monkeypatch.setattr(cli.containers, "create", create)
-    monkeypatch.setattr(Cluster, "ensure_image", lambda self: "img:7")
+    monkeypatch.setattr(Lifecycle, "ensure_image", lambda self: "img:7")
     with pytest.raises(Stop):
         cluster.up()
     assert created[0][LABEL_IMAGE] == "img:7"

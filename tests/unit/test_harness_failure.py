@@ -14,7 +14,10 @@ from typing import Any
 import pytest
 
 from harness import engine
-from harness.cluster import LABEL_NODE, LABEL_STACK, LOG_TAIL, Cluster, StackError
+from harness.cluster import Cluster, StackError
+from harness.lifecycle import LOG_TAIL
+from harness.nodes import NodeAccess
+from harness.stack import LABEL_NODE, LABEL_STACK
 
 Exec = Callable[[list[str]], tuple[int, str]]
 
@@ -80,7 +83,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> tuple[Cluster, dict[str, FakeConta
         for node in cluster.nodes
     }
     monkeypatch.setattr(engine, "client", lambda *a, **k: FakeDocker(containers))
-    monkeypatch.setattr(Cluster, "ssh", lambda self, command, timeout=60.0: (0, "main\n"))
+    monkeypatch.setattr(NodeAccess, "ssh", lambda self, command, timeout=60.0: (0, "main\n"))
     return cluster, containers
 
 
@@ -162,7 +165,9 @@ def test_ssh_failure_blames_login(
     cluster, containers = stack
     containers["controller"].answer = healthy_controller(cluster, lambda: all_idle(cluster))
     monkeypatch.setattr(
-        Cluster, "ssh", lambda self, command, timeout=60.0: (255, "Permission denied (publickey)")
+        NodeAccess,
+        "ssh",
+        lambda self, command, timeout=60.0: (255, "Permission denied (publickey)"),
     )
     with pytest.raises(StackError) as info:
         cluster.wait_ready(timeout=1)

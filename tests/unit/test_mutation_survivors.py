@@ -11,9 +11,9 @@ import sys
 import tarfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -23,9 +23,7 @@ from intercede import (
     CredentialRequirements,
     CredentialSet,
     JobHandle,
-    JobID,
     JobOutput,
-    JobStatus,
     OpOutcome,
     ResourceUnavailableError,
     SSHBatchConfig,
@@ -37,6 +35,7 @@ from intercede._batch.collect import Entry
 from intercede._batch.layout import JobLocation, locate
 from intercede._batch.slurm import SlurmScheduler
 from intercede._batch.transport import CommandResult
+from tests.unit.fakes import Instrumented
 from tools import gen_sync
 
 pytestmark = pytest.mark.anyio
@@ -278,31 +277,8 @@ def test_a_link_resolving_into_a_sibling_job_with_a_longer_id_is_removed(tmp_pat
 # --- the sync facade's close() from two threads --------------------------------------------
 
 
-class _SlowClose:
-    def __init__(self) -> None:
-        self.closes = 0
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        import asyncio
-
-        self.closes += 1
-        await asyncio.sleep(0.5)
-
-    async def submit(self, spec: Any, copies: Any = 1) -> Any:
-        raise AssertionError("not called")
-
-    async def get_status(self, handles: Sequence[JobHandle]) -> Mapping[JobID, JobStatus]:
-        return {}
-
-
 def test_two_threads_closing_at_once_both_wait_for_the_loop_thread() -> None:
-    backend = _SlowClose()
+    backend = Instrumented(close_delay=0.5)
     facade = intercede.sync.wrap(backend)
     loop_thread = facade._runtime._thread
     alive_at_return: list[bool] = []
@@ -321,7 +297,7 @@ def test_two_threads_closing_at_once_both_wait_for_the_loop_thread() -> None:
         thread.join(10)
     assert alive_at_return == [False, False]
     assert time.monotonic() - began >= 0.5  # both waited for the slow aclose
-    assert backend.closes == 1
+    assert backend.acloses == 1
 
 
 # --- the generator's check ------------------------------------------------------------------

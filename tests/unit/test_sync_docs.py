@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import intercede.sync
 from intercede import CopyVars, JobHandle, JobID, JobStatus, LoadCounts, Submission, SubmissionSpec
+from tests.unit.fakes import FakeBackend
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "facade.md"
 
@@ -21,20 +22,12 @@ def example_namespace() -> dict[str, Any]:
     return namespace
 
 
-class Queue:
+class Queue(FakeBackend):
     """A backend that remembers what it was given and says each job is running."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.jobs: dict[JobID, JobHandle] = {}
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
 
     async def submit(
         self, spec: SubmissionSpec, copies: int | Sequence[CopyVars] = 1

@@ -5,78 +5,32 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import os
-import subprocess
-import sys
 import textwrap
 import threading
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import pytest
 
 import intercede
 import intercede.sync
-from intercede import CopyVars, JobHandle, JobID, JobStatus, Submission, SubmissionSpec
+from intercede import JobHandle, Submission, SubmissionSpec
 from intercede.sync import _runtime
+from tests.unit.child import run_python
+from tests.unit.fakes import Instrumented
 
 SPEC = SubmissionSpec(executable="pilot.sh")
 HANDLE = JobHandle(backend="fake", resource="mem", id="1")
 SRC = str(Path(intercede.__file__).resolve().parents[1])
 
 
-class Connected:
+class Connected(Instrumented):
     """A backend over one "connection" that ``aclose()`` tears down, like the SSH transport.
 
     An operation still running when the connection goes fails with a transport error, which is
-    what a caller would see if the facade closed the backend under it.
+    what a caller would see if the facade closed the backend under it (``Instrumented._op``).
     """
-
-    def __init__(self, delay: float = 0.0, close_delay: float = 0.0) -> None:
-        self.delay = delay
-        self.close_delay = close_delay
-        self.connected = True
-        self.events: list[str] = []
-        self.started = threading.Event()
-        self.closed = threading.Event()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        self.events.append("aclose")
-        await asyncio.sleep(self.close_delay)
-        self.connected = False
-        self.closed.set()
-
-    async def _op(self, name: str) -> None:
-        self.started.set()
-        try:
-            await asyncio.sleep(self.delay)
-        except asyncio.CancelledError:
-            self.events.append(f"cancelled {name}")
-            raise
-        if not self.connected:
-            raise intercede.ResourceUnavailableError(f"{name}: connection closed under it")
-        self.events.append(f"finished {name}")
-
-    async def submit(
-        self, spec: SubmissionSpec, copies: int | Sequence[CopyVars] = 1
-    ) -> Submission:
-        await self._op("submit")
-        count = copies if isinstance(copies, int) else len(copies)
-        return Submission(
-            handles={i: HANDLE.model_copy(update={"id": str(i)}) for i in range(count)}
-        )
-
-    async def get_status(self, handles: Sequence[JobHandle]) -> Mapping[JobID, JobStatus]:
-        await self._op("get_status")
-        return {h.id: JobStatus.RUNNING for h in handles}
 
 
 def sync_threads() -> set[str]:
@@ -256,15 +210,7 @@ print(json.dumps({"child": child, "parent": parent, "aclose_pids": ACLOSE_PIDS =
 def test_a_forked_child_gets_backend_closed_and_can_build_its_own(tmp_path: Path) -> None:
     script = tmp_path / "fork.py"
     script.write_text(textwrap.dedent(FORK_SCRIPT))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+    done = run_python(str(script), pythonpath=[SRC])
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"child": 0, "parent": "Done", "aclose_pids": True}
 
@@ -288,7 +234,7 @@ def test_a_facade_dropped_inside_a_running_loop_does_not_block_it() -> None:
     asyncio.run(main())
     assert measured["drop"] < 0.5, f"dropping the facade blocked the loop {measured['drop']:.2f} s"
     assert measured["tick"] < 0.5
-    assert backend.closed.wait(10), "the backend was never closed"
+    assert backend.aclose_done.wait(10), "the backend was never closed"
     deadline = time.monotonic() + 10
     while sync_threads() - before and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -301,7 +247,7 @@ def test_a_finaliser_run_on_the_facades_own_loop_thread_closes_without_deadlock(
     before = sync_threads()
     facade = intercede.sync.wrap(backend)
     facade._runtime._loop.call_soon_threadsafe(facade._finalizer)
-    assert backend.closed.wait(10)
+    assert backend.aclose_done.wait(10)
     deadline = time.monotonic() + 10
     while sync_threads() - before and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import pytest
 
@@ -28,6 +28,8 @@ from intercede import (
     SubmissionSpec,
 )
 from intercede.sync import _runtime
+from tests.unit.fakes import Instrumented
+from tests.unit.fakes import fake_handles as handles
 
 SPEC = SubmissionSpec(executable="pilot.sh")
 OPTIONAL = ("get_output", "kill", "purge", "get_diagnostics", "counts")
@@ -43,49 +45,8 @@ PAIRS = [
 ]
 
 
-def handles(n: int) -> list[JobHandle]:
-    return [JobHandle(backend="fake", resource="mem", id=f"job{i}") for i in range(n)]
-
-
-class Minimal:
+class Minimal(Instrumented):
     """A JobBackend and nothing more; records where and how it was driven."""
-
-    def __init__(self, delay: float = 0.0) -> None:
-        self.delay = delay
-        self.acloses = 0
-        self.aclose_threads: list[str] = []
-        self.loops: set[int] = set()
-        self.threads: set[str] = set()
-        self.cancelled: list[str] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self.failure: BaseException | None = None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        self.acloses += 1
-        self.aclose_threads.append(threading.current_thread().name)
-
-    async def _op(self, name: str) -> None:
-        self.loops.add(id(asyncio.get_running_loop()))
-        self.threads.add(threading.current_thread().name)
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            if self.failure is not None:
-                raise self.failure
-            if self.delay:
-                await asyncio.sleep(self.delay)
-        except asyncio.CancelledError:
-            self.cancelled.append(name)
-            raise
-        finally:
-            self.in_flight -= 1
 
     async def submit(
         self, spec: SubmissionSpec, copies: int | Sequence[CopyVars] = 1

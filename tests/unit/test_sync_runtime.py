@@ -4,45 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import textwrap
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import pytest
 import trio
 
 import intercede
 import intercede.sync
-from intercede import CopyVars, JobHandle, JobID, JobStatus, Submission, SubmissionSpec
+from intercede import JobHandle, JobID, JobStatus
+from tests.unit.child import run_python
+from tests.unit.fakes import FakeBackend
 
 HANDLE = JobHandle(backend="fake", resource="mem", id="1")
 SRC = str(Path(intercede.__file__).resolve().parents[1])
 
 
-class Backend:
+class Backend(FakeBackend):
     """A JobBackend whose status call sleeps a little and says where it ran."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.threads: list[str] = []
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        return None
-
-    async def submit(
-        self, spec: SubmissionSpec, copies: int | Sequence[CopyVars] = 1
-    ) -> Submission:
-        return Submission(handles={0: HANDLE})
 
     async def get_status(self, handles: Sequence[JobHandle]) -> Mapping[JobID, JobStatus]:
         self.threads.append(threading.current_thread().name)
@@ -192,15 +178,7 @@ def run_script(body: str, tmp_path: Path) -> dict[str, Any]:
         + textwrap.dedent(body)
     )
     marker = tmp_path / "events.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run(
-        [sys.executable, str(script), str(marker)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+    done = run_python(str(script), str(marker), pythonpath=[SRC])
     assert done.returncode == 0, done.stderr
     return {"stdout": json.loads(done.stdout), "events": json.loads(marker.read_text())}
 

@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Self
 
 import pytest
 
@@ -17,32 +16,22 @@ import intercede
 import intercede.sync
 from intercede import JobHandle, JobID, JobStatus, OperationCancelledError
 from intercede._batch import slurm
+from tests.unit.fakes import FakeBackend, fake_handle
 
 DATA = Path(__file__).parent / "data" / "slurm"
 
 
 def handle(job_id: str) -> JobHandle:
-    return JobHandle(backend="fake", resource="here", id=job_id)
+    return fake_handle(job_id, resource="here")
 
 
-class Scripted:
+class Scripted(FakeBackend):
     """A structural ``JobBackend`` whose jobs walk through scripted states, one per poll."""
 
     def __init__(self, plans: Mapping[str, Sequence[JobStatus]]) -> None:
+        super().__init__()
         self.plans = {k: list(v) for k, v in plans.items()}
         self.asked: list[list[str]] = []
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
-
-    async def submit(self, spec: object, copies: object = 1) -> intercede.Submission:
-        raise NotImplementedError
 
     async def get_status(self, handles: Sequence[JobHandle]) -> Mapping[JobID, JobStatus]:
         self.asked.append([h.id for h in handles])
