@@ -20,8 +20,8 @@ import re
 import tarfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -225,6 +225,20 @@ class BatchBackend:
             result.stderr.decode("utf-8", errors="replace"),
         )
 
+    @asynccontextmanager
+    async def _operation(
+        self, what: str, handles: Sequence[JobHandle], *, transfer: bool = False
+    ) -> AsyncIterator[tuple[list[JobLocation], dict[JobID, OpOutcome]]]:
+        """The opening every operation on handles shares: one deadline, credentials, and the
+        handles read into this backend's jobs and the refusals of those that are not."""
+        with self._deadline(what, transfer=transfer, jobs=len(handles)):
+            await self._begin()
+            jobs, bad = self._locate(handles)
+            yield (
+                jobs,
+                {job_id: OpOutcome(ok=False, reason=reason) for job_id, reason in bad.items()},
+            )
+
     def _locate(self, handles: Sequence[JobHandle]) -> tuple[list[JobLocation], dict[str, str]]:
         found: dict[str, JobLocation] = {}
         bad: dict[str, str] = {}
@@ -325,10 +339,8 @@ class BatchBackend:
         like a queue of forgotten jobs). A job neither command knows (no accounting, or
         ``MinJobAge`` passed) is Done or Failed by the exit code its log records.
         """
-        with self._deadline("get_status", jobs=len(handles)):
-            await self._begin()
-            jobs, bad = self._locate(handles)
-            result: dict[JobID, JobStatus] = dict.fromkeys(bad, JobStatus.UNKNOWN)
+        async with self._operation("get_status", handles) as (jobs, refused):
+            result: dict[JobID, JobStatus] = dict.fromkeys(refused, JobStatus.UNKNOWN)
             if not jobs:
                 return result
             view = await self._states(jobs)
@@ -341,12 +353,8 @@ class BatchBackend:
     async def kill(self, handles: Sequence[JobHandle]) -> Mapping[JobID, OpOutcome]:
         """One command: status, one ``scancel`` (ranges per array) of the arrays squeue shows
         with our user and ``job_name``, status again."""
-        with self._deadline("kill", jobs=len(handles)):
-            await self._begin()
-            jobs, bad = self._locate(handles)
-            result: dict[JobID, OpOutcome] = {
-                job_id: OpOutcome(ok=False, reason=reason) for job_id, reason in bad.items()
-            }
+        async with self._operation("kill", handles) as (jobs, refused):
+            result: dict[JobID, OpOutcome] = {**refused}
             if not jobs:
                 return result
             reply = await self._run(self._scheduler.kill_command(self._config, jobs))
@@ -362,12 +370,8 @@ class BatchBackend:
         limits checked before any transfer and again while unpacking, and every planned file
         must arrive whole. Both round trips share one ``transfer_timeout_s`` deadline."""
         dest = _output_directory(dest)
-        with self._deadline("get_output", transfer=True, jobs=len(handles)):
-            await self._begin()
-            jobs, bad = self._locate(handles)
-            result: dict[JobID, JobOutput | OpOutcome] = {
-                job_id: OpOutcome(ok=False, reason=reason) for job_id, reason in bad.items()
-            }
+        async with self._operation("get_output", handles, transfer=True) as (jobs, refused):
+            result: dict[JobID, JobOutput | OpOutcome] = {**refused}
             if not jobs:
                 return result
             try:
@@ -436,12 +440,8 @@ class BatchBackend:
     async def purge(self, handles: Sequence[JobHandle]) -> Mapping[JobID, OpOutcome]:
         """Remove job directories (secrets included) and logs; a live job is left alone, and
         so is a directory whose batch records another Slurm id for that copy."""
-        with self._deadline("purge", jobs=len(handles)):
-            await self._begin()
-            jobs, bad = self._locate(handles)
-            result: dict[JobID, OpOutcome] = {
-                job_id: OpOutcome(ok=False, reason=reason) for job_id, reason in bad.items()
-            }
+        async with self._operation("purge", handles) as (jobs, refused):
+            result: dict[JobID, OpOutcome] = {**refused}
             if not jobs:
                 return result
             view = await self._states(jobs, chunks=True)
@@ -519,12 +519,8 @@ class BatchBackend:
                 f"{', '.join(DIAGNOSTIC_STREAMS)}",
                 field="name",
             )
-        with self._deadline("get_diagnostics", jobs=len(handles)):
-            await self._begin()
-            jobs, bad = self._locate(handles)
-            result: dict[JobID, Diagnostics | OpOutcome] = {
-                job_id: OpOutcome(ok=False, reason=reason) for job_id, reason in bad.items()
-            }
+        async with self._operation("get_diagnostics", handles) as (jobs, refused):
+            result: dict[JobID, Diagnostics | OpOutcome] = {**refused}
             if not jobs:
                 return result
             label = name or "stdout"
@@ -602,12 +598,8 @@ class BatchBackend:
     ) -> Mapping[JobID, Explanation | OpOutcome]:
         """One command: squeue's state, pending reason and partition of each job, and the state
         of every partition; a job squeue no longer shows gets an ``OpOutcome``."""
-        with self._deadline("explain", jobs=len(handles)):
-            await self._begin()
-            jobs, bad = self._locate(handles)
-            result: dict[JobID, Explanation | OpOutcome] = {
-                job_id: OpOutcome(ok=False, reason=reason) for job_id, reason in bad.items()
-            }
+        async with self._operation("explain", handles) as (jobs, refused):
+            result: dict[JobID, Explanation | OpOutcome] = {**refused}
             if not jobs:
                 return result
             reply = await self._run(self._scheduler.explain_command(self._config, jobs))
