@@ -68,9 +68,9 @@ class SubmitResult:
 
     job_ids: Mapping[int, str]
     refused: str | None = None
-    groups: tuple[str, ...] = ()
-    """How the copies were grouped (Slurm: ``<offset>+<size>=<array id>`` per chunk), for the
-    debug log only."""
+    grouping: str = ""
+    """How the copies were grouped, for the debug log only (Slurm: ``5 array chunk(s)
+    (MaxArraySize 1001): 0+1001=41, ...``)."""
 
 
 @dataclass(frozen=True)
