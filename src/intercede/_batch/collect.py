@@ -24,7 +24,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shlex
 import shutil
 import tarfile
 import uuid
@@ -35,8 +34,10 @@ from typing import IO
 
 from ..errors import ResourceUnavailableError
 from ..models import JobOutput, OpOutcome
-from .layout import MANIFEST, JobLocation
-from .slurm import CHUNKS, parse_chunk_record
+from . import layout
+from .layout import JobLocation
+from .remote import MARK, Section, sections
+from .remote import script as remote_script
 from .staging import escapes, is_contained, matches_member
 
 __all__ = [
@@ -60,7 +61,6 @@ LISTING_MAX_BYTES = 64 << 20
 ``get_output`` call fails with ``ResourceUnavailableError`` (ask for fewer jobs at once)."""
 
 SKIPPED_SUFFIX = ".skipped"
-_FIND_FORMAT = "%y %s %p\\0%l\\0"
 _STREAM_SUFFIX = {"stdout": ".out", "stderr": ".err", "log": ".log"}
 _TAR_BLOCK = 512
 
@@ -81,60 +81,30 @@ def listing_input(jobs: Sequence[JobLocation]) -> bytes:
 
 def listing_script(work_root: str) -> str:
     """Manifests line by line, then ``find`` output NUL-separated (names may hold newlines).
-    A path that does not exist (a purged job) is simply absent from the answer."""
-    return (
-        f"cd {shlex.quote(work_root)} || exit 3\n"
-        "t=$(mktemp) || exit 4\n"
-        "trap 'rm -f \"$t\"' EXIT\n"
-        'cat > "$t"\n'
-        "sed -n 's/^B //p' \"$t\" | while read -r b; do\n"
-        f'  echo "@@manifest $b"; cat "$b/{MANIFEST}" 2>/dev/null; echo; echo @@end\n'
-        f'  [ -f "$b/{CHUNKS}" ] && {{ echo "@@chunks $b"; cat "$b/{CHUNKS}"; echo @@end; }}\n'
-        "done\n"
-        "echo @@find\n"
-        "sed -n 's/^P //p' \"$t\" | xargs -r sh -c"
-        f' \'exec find "$@" -printf "{_FIND_FORMAT}"\' sh 2>/dev/null\n'
-        "exit 0\n"
-    )
+    A path that does not exist (a purged job) is simply absent from the answer
+    (``listing.sh``)."""
+    return remote_script("listing.sh", work_root)
 
 
 def chunk_records(stdout: bytes) -> dict[str, tuple[tuple[int, int, str], ...]]:
     """Each listed batch's chunk record (``<batch>/chunks``), for checking handles."""
-    head = stdout.partition(b"@@find\n")[0].decode("utf-8", errors="replace")
-    records: dict[str, tuple[tuple[int, int, str], ...]] = {}
-    batch: str | None = None
-    body: list[str] = []
-    for line in head.splitlines():
-        if line.startswith("@@chunks "):
-            batch, body = line.split(maxsplit=1)[1], []
-        elif line == "@@end" and batch is not None:
-            records[batch] = parse_chunk_record("\n".join(body))
-            batch = None
-        elif batch is not None:
-            body.append(line)
-    return records
+    return layout.chunk_records(_head(stdout))
 
 
 def parse_listing(stdout: bytes) -> tuple[dict[str, dict[str, object]], dict[str, Entry]]:
     """(manifest per batch, entry per path relative to work_root)."""
-    head, _, found = stdout.partition(b"@@find\n")
     manifests: dict[str, dict[str, object]] = {}
-    batch: str | None = None
-    body: list[str] = []
-    for line in head.decode("utf-8", errors="replace").splitlines():
-        if line.startswith("@@manifest "):
-            batch, body = line.split(maxsplit=1)[1], []
-        elif line == "@@end" and batch is not None:
-            text = "".join(body).strip()
-            try:
-                data = json.loads(text) if text else None
-            except json.JSONDecodeError:
-                data = None
-            if isinstance(data, dict):
-                manifests[batch] = data
-            batch = None
-        elif batch is not None:
-            body.append(line)
+    for part in _head(stdout):
+        if part.word != "manifest":
+            continue
+        text = "".join(part.lines).strip()
+        try:
+            data = json.loads(text) if text else None
+        except json.JSONDecodeError:
+            data = None
+        if isinstance(data, dict):
+            manifests[part.arg] = data
+    found = stdout.partition(_FIND)[2]
     entries: dict[str, Entry] = {}
     fields = found.split(b"\0")
     for record, link in zip(fields[0::2], fields[1::2], strict=False):
@@ -146,6 +116,14 @@ def parse_listing(stdout: bytes) -> tuple[dict[str, dict[str, object]], dict[str
             kind=kind.decode(errors="replace"), size=int(size), link=os.fsdecode(link)
         )
     return manifests, entries
+
+
+_FIND = f"{MARK}find\n".encode()
+
+
+def _head(stdout: bytes) -> list[Section]:
+    """The text part of the listing (before ``@@find``: the find records are binary)."""
+    return sections(stdout.partition(_FIND)[0].decode("utf-8", errors="replace"))
 
 
 @dataclass
@@ -505,6 +483,6 @@ def _publish(staging: Path, dest: Path, job_id: str, skipped: Mapping[str, str])
 
 def check_listing(rc: int, stdout: bytes, stderr: bytes, work_root: str) -> None:
     """A listing without its marker means the command did not run as written."""
-    if rc != 0 or b"@@find\n" not in stdout:
+    if rc != 0 or _FIND not in stdout:
         problem = stderr.decode(errors="replace").strip()
         raise ResourceUnavailableError(f"cannot list {work_root}: {problem or f'exit code {rc}'}")

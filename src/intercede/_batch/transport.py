@@ -12,15 +12,15 @@ A command's stdout is either collected (at most ``stdout_limit`` bytes: more rai
 from __future__ import annotations
 
 import os
-import shlex
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import anyio
 from anyio.abc import TaskGroup
 
 from ..errors import ResourceUnavailableError
+from . import remote
 
 __all__ = [
     "STDERR_LIMIT",
@@ -29,6 +29,7 @@ __all__ = [
     "Sink",
     "StdoutCollector",
     "Transport",
+    "exchange",
     "put_tar",
     "shell",
     "tar_command",
@@ -106,6 +107,35 @@ class StdoutCollector:
         return b"".join(self._parts)
 
 
+async def exchange(
+    feed: Callable[[], Coroutine[Any, Any, None]],
+    stdout: AsyncIterable[bytes],
+    stderr: AsyncIterable[bytes],
+    wait: Callable[[], Awaitable[int | None]],
+    out: StdoutCollector,
+) -> CommandResult:
+    """Run one command's streams to their end, the same way for every transport: ``feed``
+    writes stdin and closes it (ignoring a command that stopped reading: its exit code says
+    why) while stdout goes into ``out`` as it comes (bounded) and stderr's head is kept;
+    then ``wait`` gives the exit code (``None``: none reported, read as -1)."""
+    err: list[bytes] = []
+
+    async def drain_stderr() -> None:
+        size = 0
+        async for chunk in stderr:
+            if size < STDERR_LIMIT:
+                err.append(chunk)
+            size += len(chunk)
+
+    async with task_group() as group:
+        group.start_soon(feed)
+        group.start_soon(drain_stderr)
+        async for chunk in stdout:
+            await out.add(chunk)
+    rc = await wait()
+    return CommandResult(rc if rc is not None else -1, out.value(), b"".join(err))
+
+
 def shell(script: str) -> list[str]:
     """A POSIX ``sh`` script as argv, whatever the remote login shell is."""
     return ["sh", "-c", script]
@@ -118,9 +148,8 @@ async def put_tar(
     timeout: float,  # noqa: ASYNC109
 ) -> None:
     """Unpack a tar stream under ``remote_dir`` in one channel (no per-file round trips)."""
-    d = shlex.quote(remote_dir)
     result = await transport.run(
-        shell(f"umask 077 && mkdir -p {d} && tar -x -f - -C {d}"), stdin=archive, timeout=timeout
+        shell(remote.script("tar_in.sh", remote_dir)), stdin=archive, timeout=timeout
     )
     if result.rc != 0:
         raise ResourceUnavailableError(
@@ -129,17 +158,10 @@ async def put_tar(
 
 
 def tar_command(remote_dir: str) -> list[str]:
-    """``tar -c`` of the NUL-separated paths on stdin (relative to ``remote_dir``).
-
-    Hard links are stored as content (``--hard-dereference``: a link member would otherwise
-    stand for a file we may not have asked for), and tar's exit code and messages are kept:
-    a file that vanished, shrank or changed while read is named on stderr, so the caller can
-    fail exactly the job it belongs to.
-    """
-    return shell(
-        f"cd {shlex.quote(remote_dir)} && "
-        "exec tar -c -f - --null --no-recursion --hard-dereference -T -"
-    )
+    """``tar -c`` of the NUL-separated paths on stdin (relative to ``remote_dir``): see
+    ``tar_out.sh`` (hard links stored as content; tar's exit code and messages kept, so a
+    file that vanished, shrank or changed while read fails exactly its job)."""
+    return shell(remote.script("tar_out.sh", remote_dir))
 
 
 def tar_input(paths: list[str]) -> bytes:
