@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["count_sessions", "login_run"]
+__all__ = ["count_sessions", "login_run", "ssh_connections"]
 
 
 def login_run(ce_parameters: Mapping[str, Any], command: str, timeout: float = 60.0) -> str:
@@ -37,3 +37,15 @@ def count_sessions(ce_parameters: Mapping[str, Any]) -> int:
     user = ce_parameters["SSHUser"]
     out = login_run(ce_parameters, f"pgrep -c -u {user} -f '^sshd(-session)?: {user}' || true")
     return int(out.strip() or 0) - 1
+
+
+def ssh_connections(ce_parameters: Mapping[str, Any]) -> int:
+    """This process's established TCP connections to the CE's SSH endpoint (its CEs' own)."""
+    import psutil  # one of DIRAC's requirements
+
+    port = int(ce_parameters["SSHPort"])
+    return sum(
+        1
+        for c in psutil.Process().net_connections(kind="tcp")
+        if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+    )

@@ -22,7 +22,7 @@ from harness.dirac._services import (
     ProxyManagerStandIn,
     install_site_services,
 )
-from harness.dirac.login import count_sessions
+from harness.dirac.login import count_sessions, ssh_connections
 
 SCENARIO = "site-director"
 DC_IDS = ("DC-04", "DC-05", "DC-06", "DC-07", "DC-11", "DC-12", "DC-15", "DC-23", "DC-33", "DC-38")
@@ -123,18 +123,21 @@ def run(cs: Path, report: Report) -> None:
     )
 
     # Change the queue definition: QueueCECache evicts the CE and must shut it down.
-    before = count_sessions(ce.ceParameters)
+    # Our own TCP connections to the login node decide (other tests' sessions come and go on
+    # the login node meanwhile); the login node's count of the user's sshd sessions is shown.
+    before, sessions_before = ssh_connections(ce.ceParameters), count_sessions(ce.ceParameters)
     path = f"/Resources/Sites/DIRAC/{agent.queueDict[first]['Site']}/CEs/"
     path += f"{agent.queueDict[first]['CEName']}/Queues/{agent.queueDict[first]['QueueName']}"
     gConfig.setOptionValue(f"{path}/MaxWaitingJobs", "9999")
     report.ran("DIRAC.WorkloadManagementSystem.Utilities.QueueUtilities.QueueCECache.drop")
     result = SiteDirector._buildQueueDict(agent)
     rebuilt = agent.queueDict[first]["CE"]
-    after = count_sessions(ce.ceParameters)
+    after, sessions_after = ssh_connections(ce.ceParameters), count_sessions(ce.ceParameters)
     report.check(
         "eviction calls shutdown() and closes the SSH connection",
         result["OK"] and rebuilt is not ce and ce.backend is None and after == before - 1,
-        f"sessions on the login node {before} -> {after}; new CE built: {rebuilt is not ce}",
+        f"this agent's SSH connections {before} -> {after}; the user's sessions on the login "
+        f"node {sessions_before} -> {sessions_after}; new CE built: {rebuilt is not ce}",
     )
     unreachable_queue_fails_alone(agent, report)
     for queue in agent.queueDict.values():
