@@ -1,0 +1,44 @@
+# interCEde host scheduler, kill: each job's process group, or its place in the queue.
+# $1 work root; stdin: "<job id> <batch> <index>" per job.
+# Reply: "<job id> <what>" per job, what = killed (it was running: its group got SIGTERM,
+# and SIGKILL if still there after 3 s), dequeued (it was waiting: it will never start),
+# killed-before (an earlier kill did it), ended <rc> / lost / unknown (nothing to do);
+# then "@@end".
+cd "$1" 2>/dev/null || { sed 's/ .*/ unknown/'; echo @@end; exit 0; }
+exec 8>".host/launch.lock" || exit 5
+flock -w 20 8 || { echo "the host launch lock stayed busy" >&2; exit 5; }
+groups=
+while read -r id b i; do
+  d=$b/$i
+  if [ ! -d "$d" ]; then echo "$id unknown"; continue; fi
+  if [ -e "$d/killed" ]; then echo "$id killed-before"; continue; fi
+  if [ -f "$d/exit" ]; then read -r rc <"$d/exit"; echo "$id ended $rc"; continue; fi
+  if [ ! -f "$d/pid" ]; then
+    # The launcher checks this mark under the lock we hold: the copy never starts.
+    : >"$d/killed"; echo "$id dequeued"; continue
+  fi
+  read -r p <"$d/pid"
+  if kill -s 0 -- "-$p" 2>/dev/null || kill -0 "$p" 2>/dev/null; then
+    : >"$d/killed"
+    kill -s TERM -- "-$p" 2>/dev/null || kill -s TERM "$p" 2>/dev/null
+    groups="$groups $p"
+    echo "$id killed"
+  else
+    echo "$id lost"
+  fi
+done
+flock -u 8
+# Wait for the groups to end (zombies do not count: nobody may reap them soon).
+n=0
+while [ -n "$groups" ] && [ "$n" -lt 30 ]; do
+  live=" $(ps -u "$(id -u)" -o pgid= -o stat= | awk '$2 !~ /^Z/ { printf "%s ", $1 }')"
+  left=
+  for p in $groups; do
+    case "$live" in *" $p "*) left="$left $p" ;; esac
+  done
+  groups=$left
+  [ -n "$groups" ] && sleep 0.1
+  n=$((n + 1))
+done
+for p in $groups; do kill -s KILL -- "-$p" 2>/dev/null; done
+echo @@end
