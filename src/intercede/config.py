@@ -119,9 +119,7 @@ class _BatchBase(BaseModel):
 
     @field_validator("submit_extra")
     @classmethod
-    def _no_reserved_options(
-        cls, value: tuple[str, ...], info: ValidationInfo
-    ) -> tuple[str, ...]:
+    def _no_reserved_options(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
         if value and info.data.get("scheduler") == "host":
             raise ValueError("the host scheduler has no such setting (it is Slurm's)")
         reason = submit_extra_problem(value)

@@ -512,9 +512,7 @@ def test_ssh_queue_translates_every_cs_option(seam: Seam, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("system", ["Host", "host", "HOST"])
-def test_host_batch_system_is_the_host_scheduler(
-    seam: Seam, tmp_path: Path, system: str
-) -> None:
+def test_host_batch_system_is_the_host_scheduler(seam: Seam, tmp_path: Path, system: str) -> None:
     """DIRAC's SSH CE with ``BatchSystem = Host``: the queue's name is DIRAC's only (a host
     has no partitions), ``Slots`` bounds the copies running at once."""
     known_hosts, key = tmp_path / "known_hosts", tmp_path / "id_ed25519"

@@ -5,6 +5,7 @@ bounded by slots, their states read from their own files, killed by process grou
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -79,16 +80,12 @@ class Site:
     def states(self, ids: list[str]) -> dict[str, str]:
         out = run("host_status.sh", str(self.root), stdin=self.lines(ids))
         assert out.endswith("@@end\n")
-        return {
-            line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in out.splitlines()[:-1]
-        }
+        return {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in out.splitlines()[:-1]}
 
     def kill(self, ids: list[str]) -> dict[str, str]:
         out = run("host_kill.sh", str(self.root), stdin=self.lines(ids))
         assert out.endswith("@@end\n")
-        return {
-            line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in out.splitlines()[:-1]
-        }
+        return {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in out.splitlines()[:-1]}
 
     def counts(self) -> tuple[int, int]:
         word, running, waiting = run("host_counts.sh", str(self.root)).split()
@@ -112,16 +109,12 @@ class Site:
     def stop_everything(self) -> None:
         for batch in self.batches:
             for pid_file in (self.root / batch).glob("*/pid"):
-                try:
+                with contextlib.suppress(ProcessLookupError, ValueError):
                     os.killpg(int(pid_file.read_text()), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
             launcher = self.root / batch / "launcher.pid"
             if launcher.exists():
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(int(launcher.read_text()), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
 
 @pytest.fixture
@@ -199,8 +192,9 @@ def test_per_copy_environment_and_secrets(site: Site) -> None:
 
 
 def test_exit_codes_and_a_dead_pid_without_one(site: Site) -> None:
-    ids = site.submit('[ "$INTERCEDE_COPY_INDEX" = 0 ] && exit 3\nsleep 30\n', gated(site, 2),
-                      slots=2)
+    ids = site.submit(
+        '[ "$INTERCEDE_COPY_INDEX" = 0 ] && exit 3\nsleep 30\n', gated(site, 2), slots=2
+    )
     states = site.wait(ids, lambda s: s[ids[0]].startswith("E") and s[ids[1]] == "R")
     assert states[ids[0]] == "E 3"
     # the job script dies without writing its exit code (OOM killer, an admin's kill -9)
