@@ -30,6 +30,7 @@ lint:
     ruff format --check src harness tests benchmarks tools docs/examples
     mypy
     python -m tools.gen_sync --check
+    shellcheck --shell=sh src/intercede/_batch/*.sh
 
 # Format the code.
 fmt:

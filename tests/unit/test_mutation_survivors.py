@@ -32,10 +32,11 @@ from intercede import (
     SSHPrivateKey,
 )
 from intercede._batch import collect, slurm
-from intercede._batch.backend import BatchBackend, _submit_error
+from intercede._batch.backend import BatchBackend
 from intercede._batch.collect import Entry
 from intercede._batch.layout import JobLocation, locate
 from intercede._batch.slurm import SlurmScheduler
+from intercede._batch.slurm import submit_error as _submit_error
 from intercede._batch.transport import CommandResult
 from tools import gen_sync
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 import shlex
 import subprocess
 from pathlib import Path
@@ -70,12 +72,17 @@ def test_submit_script_quotes_options_and_chunks_remotely() -> None:
         options=["--parsable", "--comment=x y"],
         max_array_size=1000,
     )
-    assert "cd '/w w'" in script
-    assert "'--comment=x y'" in script
-    assert "max=1000" in script
-    assert "n=2500" in script
-    assert "scontrol" not in script  # configured limit: no query
+    bound = _bound(script)
+    assert bound == ["/w w", "a" * 32, "2500", "1000", "1001", "--parsable", "--comment=x y"]
+    assert 'sbatch "$@" --array=' in script  # the options travel as arguments, never as text
     assert f'>> "$b/{slurm.CHUNKS}"' in script  # accepted chunks recorded as they happen
+
+
+def _bound(script: str) -> list[str]:
+    """The positional parameters a packaged script is given (its ``set --`` line)."""
+    first = script.splitlines()[0]
+    assert first.startswith("set -- ")
+    return shlex.split(first)[2:]
 
 
 def test_submit_script_asks_the_cluster_when_unconfigured() -> None:
@@ -179,12 +186,35 @@ def test_status_and_cancel_scripts_do_not_grow_with_n() -> None:
     assert slurm.status_script("/w").count("sacct -n") == 1
 
 
-def test_counts_script_filters_on_user_name_and_partition() -> None:
-    script = slurm.counts_script("my pilots", "main")
-    assert "-n 'my pilots'" in script
-    assert "-p main" in script
-    assert '-u "$(id -un)"' in script
-    assert "-p" not in slurm.counts_script("x", None)
+def test_counts_script_filters_on_user_name_and_partition(tmp_path: Path) -> None:
+    calls = _run_counts(tmp_path, slurm.counts_script("my pilots", "main"))
+    squeue = next(line for line in calls if line.startswith("squeue "))
+    assert "-n|my pilots|" in squeue
+    assert "-p|main|" in squeue
+    assert f"-u|{getpass.getuser()}|" in squeue
+    assert any(line.startswith("scontrol show|partition|-o|main|") for line in calls)
+    unfixed = _run_counts(tmp_path, slurm.counts_script("x", None))
+    assert len(unfixed) == 1
+    assert "-p|" not in unfixed[0]
+
+
+def _run_counts(tmp_path: Path, script: str) -> list[str]:
+    """Run a counts script with squeue and scontrol stand-ins that log their argv."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    log = tmp_path / "calls"
+    log.write_text("")
+    to_log = f">> {shlex.quote(str(log))}"
+    for name in ("squeue", "scontrol"):
+        stand_in = bin_dir / name
+        stand_in.write_text(
+            f'#!/bin/sh\nprintf "{name} %s" "$1" {to_log}\n'
+            f'shift; printf "|%s" "$@" "" {to_log}; echo {to_log}\n'
+        )
+        stand_in.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    subprocess.run(["sh", "-c", script], env=env, check=True, capture_output=True)
+    return log.read_text().splitlines()
 
 
 def test_preamble_runs_before_the_payload(tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ import pytest
 
 from intercede import JobStatus
 from intercede._batch import slurm
-from intercede._batch.backend import _kill_outcome, _status_of
+from intercede._batch.slurm import kill_outcome as _kill_outcome
+from intercede._batch.slurm import status_of as _status_of
 
 DATA = Path(__file__).parent / "data" / "slurm"
 VARIANTS = sorted(p.name for p in DATA.iterdir() if (p / "cases.json").is_file())

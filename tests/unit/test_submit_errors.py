@@ -16,7 +16,8 @@ from intercede import (
     SubmitUnavailableError,
 )
 from intercede._batch import slurm
-from intercede._batch.backend import STAGING_EXIT_CODES, _submit_error
+from intercede._batch.slurm import STAGING_EXIT_CODES
+from intercede._batch.slurm import submit_error as _submit_error
 
 DATA = Path(__file__).parent / "data" / "slurm"
 VARIANTS = ("bookworm", "trixie")

@@ -17,12 +17,12 @@ import io
 import logging
 import os
 import re
-import shlex
 import tarfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -64,9 +64,10 @@ from ..protocols import (
     OutputRetriever,
     Purgeable,
 )
-from . import collect, slurm
-from .layout import JobLocation, locate
+from . import collect, remote
+from .layout import ChunkRecords, JobLocation, handle_mismatch, locate, parse_chunk_record
 from .pipe import run_into
+from .scheduler import Command, Reply, Scheduler, StatusView, clip
 from .staging import build_batch_archive, check_sizes, check_submittable, is_contained
 from .transport import OutputLimitError, Transport, shell, tar_command, tar_input
 
@@ -88,12 +89,12 @@ _BATCH = re.compile(r"[0-9a-f]{32}")
 
 
 class BatchBackend:
-    """A batch system (Slurm) reached through a transport (SSH or local)."""
+    """A batch system (a ``Scheduler``) reached through a transport (SSH or local)."""
 
     def __init__(
         self,
         transport: Transport,
-        scheduler: slurm.SlurmScheduler,
+        scheduler: Scheduler,
         config: SSHBatchConfig | LocalBatchConfig,
         credentials: CredentialProvider,
     ) -> None:
@@ -208,34 +209,47 @@ class BatchBackend:
                 self._transport.round_trips - trips,
             )
 
-    async def _run(
-        self,
-        script: str,
-        *,
-        stdin: bytes | None = None,
-        transfer: bool = False,
-        idempotent: bool = True,
-        stdout_limit: int | None = None,
-    ) -> tuple[int, str, str]:
-        timeout = self._config.transfer_timeout_s if transfer else self._config.command_timeout_s
-        result = await self._transport.run(
-            shell(script),
-            stdin=stdin,
-            timeout=timeout,
-            idempotent=idempotent,
-            stdout_limit=stdout_limit,
+    async def _run(self, command: Command) -> Reply:
+        timeout = (
+            self._config.transfer_timeout_s if command.transfer else self._config.command_timeout_s
         )
-        return (
+        result = await self._transport.run(
+            shell(command.script),
+            stdin=command.stdin,
+            timeout=timeout,
+            idempotent=command.idempotent,
+        )
+        return Reply(
             result.rc,
             result.stdout.decode("utf-8", errors="replace"),
             result.stderr.decode("utf-8", errors="replace"),
         )
 
+    @asynccontextmanager
+    async def _operation(
+        self, what: str, handles: Sequence[JobHandle], *, transfer: bool = False
+    ) -> AsyncIterator[tuple[list[JobLocation], dict[JobID, OpOutcome]]]:
+        """The opening every operation on handles shares: one deadline, credentials, and the
+        handles read into this backend's jobs and the refusals of those that are not."""
+        with self._deadline(what, transfer=transfer, jobs=len(handles)):
+            await self._begin()
+            jobs, bad = self._locate(handles)
+            yield (
+                jobs,
+                {job_id: OpOutcome(ok=False, reason=reason) for job_id, reason in bad.items()},
+            )
+
     def _locate(self, handles: Sequence[JobHandle]) -> tuple[list[JobLocation], dict[str, str]]:
         found: dict[str, JobLocation] = {}
         bad: dict[str, str] = {}
         for handle in handles:
-            where = locate(handle, backend=self.name, resource=self._transport.resource)
+            where = locate(
+                handle,
+                backend=self.name,
+                resource=self._transport.resource,
+                id_pattern=self._scheduler.job_id_pattern,
+                label=self._scheduler.label,
+            )
             if isinstance(where, str):
                 bad[handle.id] = where
             else:
@@ -271,7 +285,7 @@ class BatchBackend:
         check_submittable(spec, self._config)
         check_sizes(spec, variants)
         batch_dir = f"{self._config.work_root}/{batch}"
-        script = slurm.batch_script(
+        script = self._scheduler.batch_script(
             spec,
             self._config,
             batch_dir,
@@ -282,45 +296,30 @@ class BatchBackend:
             lambda: build_batch_archive(spec, variants, batch_dir=batch_dir, script=script),
             abandon_on_cancel=True,
         )
-        command = slurm.submit_script(
-            work_root=self._config.work_root,
-            batch=batch,
-            copies=len(variants),
-            options=slurm.sbatch_options(spec, self._config, batch_dir, batch),
-            max_array_size=self._scheduler.max_array_size,
-        )
+        command = self._scheduler.submit_command(spec, self._config, batch, len(variants))
         try:
-            rc, out, err = await self._run(command, stdin=archive, transfer=True, idempotent=False)
+            reply = await self._run(replace(command, stdin=archive))
         except ResourceUnavailableError as exc:
             raise SubmitUnavailableError(str(exc), batch=batch) from None
-        reply = slurm.parse_submit(out)
-        if reply.malformed:
-            raise SubmitUnavailableError(
-                f"unreadable reply from the submit command: {reply.malformed[0]!r}", batch=batch
-            )
-        if reply.max_array_size is not None:
-            self._scheduler.max_array_size = reply.max_array_size
+        accepted = self._scheduler.submit_result(reply, self._config, batch, len(variants))
         _log.debug(
-            "batch %s: %d copies in %d array chunk(s) (MaxArraySize %s): %s",
+            "batch %s: %d copies in %d group(s): %s",
             batch,
             len(variants),
-            len(reply.chunks),
-            self._scheduler.max_array_size,
-            ", ".join(f"{first}+{size}={array}" for first, size, array in reply.chunks),
+            len(accepted.groups),
+            ", ".join(accepted.groups),
         )
-        if not reply.chunks:
-            raise _submit_error(rc, reply.error or err, self._config.work_root, batch)
-        handles: dict[int, JobHandle] = {}
-        for offset, size, array_id in reply.chunks:
-            for task in range(size):
-                handles[offset + task] = JobHandle(
-                    backend=self.name,
-                    resource=self._transport.resource,
-                    id=f"{array_id}_{task}",
-                    routing=f"{batch}/{offset + task}",
-                )
+        handles = {
+            index: JobHandle(
+                backend=self.name,
+                resource=self._transport.resource,
+                id=job_id,
+                routing=f"{batch}/{index}",
+            )
+            for index, job_id in sorted(accepted.job_ids.items())
+        }
         failures = {
-            index: f"sbatch refused this chunk: {reply.error or 'no reason given'}"
+            index: accepted.refused or "not accepted by the scheduler"
             for index in range(len(variants))
             if index not in handles
         }
@@ -329,22 +328,9 @@ class BatchBackend:
 
     # --- status ------------------------------------------------------------------------------
 
-    async def _states(
-        self, jobs: Sequence[JobLocation], *, chunks: bool = False
-    ) -> slurm.StatusReply:
-        ids = [job.job_id for job in jobs]
-        _, out, err = await self._run(
-            slurm.status_script(self._config.work_root, chunks=chunks),
-            stdin=slurm.status_input((job.job_id, job.batch) for job in jobs),
-        )
-        reply = slurm.parse_status_reply(out, ids)
-        if not reply.complete or reply.squeue_ok is None or reply.sacct_ok is None:
-            raise ResourceUnavailableError(f"status query failed: {_clip(err)}")
-        if not reply.squeue_ok and not reply.sacct_ok:
-            raise ResourceUnavailableError(
-                f"Slurm is not answering (squeue and sacct both failed): {_clip(err)}"
-            )
-        return reply
+    async def _states(self, jobs: Sequence[JobLocation], *, chunks: bool = False) -> StatusView:
+        command = self._scheduler.status_command(self._config, jobs, chunks=chunks)
+        return self._scheduler.status_result(await self._run(command), jobs)
 
     async def get_status(self, handles: Sequence[JobHandle]) -> Mapping[JobID, JobStatus]:
         """One ``squeue`` + ``sacct`` command for any N; unknown ids are ``Unknown``.
@@ -353,15 +339,13 @@ class BatchBackend:
         like a queue of forgotten jobs). A job neither command knows (no accounting, or
         ``MinJobAge`` passed) is Done or Failed by the exit code its log records.
         """
-        with self._deadline("get_status", jobs=len(handles)):
-            await self._begin()
-            jobs, bad = self._locate(handles)
-            result: dict[JobID, JobStatus] = dict.fromkeys(bad, JobStatus.UNKNOWN)
+        async with self._operation("get_status", handles) as (jobs, refused):
+            result: dict[JobID, JobStatus] = dict.fromkeys(refused, JobStatus.UNKNOWN)
             if not jobs:
                 return result
-            reply = await self._states(jobs)
+            view = await self._states(jobs)
             for job in jobs:
-                result[job.job_id] = _status_of(reply, job.job_id)
+                result[job.job_id] = view.statuses.get(job.job_id, JobStatus.UNKNOWN)
             return result
 
     # --- kill --------------------------------------------------------------------------------
@@ -369,39 +353,12 @@ class BatchBackend:
     async def kill(self, handles: Sequence[JobHandle]) -> Mapping[JobID, OpOutcome]:
         """One command: status, one ``scancel`` (ranges per array) of the arrays squeue shows
         with our user and ``job_name``, status again."""
-        with self._deadline("kill", jobs=len(handles)):
-            await self._begin()
-            jobs, bad = self._locate(handles)
-            result: dict[JobID, OpOutcome] = {
-                job_id: OpOutcome(ok=False, reason=reason) for job_id, reason in bad.items()
-            }
+        async with self._operation("kill", handles) as (jobs, refused):
+            result: dict[JobID, OpOutcome] = {**refused}
             if not jobs:
                 return result
-            ids = [job.job_id for job in jobs]
-            _, out, err = await self._run(
-                slurm.cancel_script(self._config.work_root, self._config.job_name),
-                stdin=slurm.status_input(
-                    ((job.job_id, job.batch) for job in jobs), slurm.compress_ids(ids)
-                ),
-            )
-            before_text, marker, after_text = out.partition("@@after\n")
-            before = slurm.parse_status_reply(before_text + "@@end\n", ids)
-            after = slurm.parse_status_reply(after_text, ids)
-            if not marker or not after.complete or not before.squeue_ok or not after.squeue_ok:
-                raise ResourceUnavailableError(f"scancel failed (squeue): {_clip(err)}")
-            for job in jobs:
-                if job.array_id not in before.ours and _is_live(before.states.get(job.job_id)):
-                    result[job.job_id] = OpOutcome(
-                        ok=False,
-                        reason="not cancelled: squeue shows it with another user or job name "
-                        f"than {self._config.job_name!r} (a stale or foreign handle?)",
-                    )
-                    continue
-                result[job.job_id] = _kill_outcome(
-                    before.states.get(job.job_id),
-                    after.states.get(job.job_id),
-                    cancelled_before=job.job_id in before.cancelled,
-                )
+            reply = await self._run(self._scheduler.kill_command(self._config, jobs))
+            result.update(self._scheduler.kill_result(reply, self._config, jobs))
             return result
 
     # --- output ------------------------------------------------------------------------------
@@ -413,12 +370,8 @@ class BatchBackend:
         limits checked before any transfer and again while unpacking, and every planned file
         must arrive whole. Both round trips share one ``transfer_timeout_s`` deadline."""
         dest = _output_directory(dest)
-        with self._deadline("get_output", transfer=True, jobs=len(handles)):
-            await self._begin()
-            jobs, bad = self._locate(handles)
-            result: dict[JobID, JobOutput | OpOutcome] = {
-                job_id: OpOutcome(ok=False, reason=reason) for job_id, reason in bad.items()
-            }
+        async with self._operation("get_output", handles, transfer=True) as (jobs, refused):
+            result: dict[JobID, JobOutput | OpOutcome] = {**refused}
             if not jobs:
                 return result
             try:
@@ -439,7 +392,7 @@ class BatchBackend:
             manifests, entries = collect.parse_listing(listing.stdout)
             records = collect.chunk_records(listing.stdout)
             for job in list(jobs):
-                mismatch = slurm.handle_mismatch(records, job.batch, job.index, job.job_id)
+                mismatch = self._mismatch(records, job)
                 if mismatch is not None:
                     result[job.job_id] = OpOutcome(ok=False, reason=f"not collected: {mismatch}")
                     jobs.remove(job)
@@ -477,7 +430,7 @@ class BatchBackend:
                 rc = done.rc if done is not None else None
                 messages = done.stderr.decode("utf-8", errors="replace") if done else ""
                 if done is not None and rc not in (0, 1, 2):
-                    _log.warning("output tar ended with exit code %s: %s", rc, _clip(messages))
+                    _log.warning("output tar ended with exit code %s: %s", rc, clip(messages))
             return await anyio.to_thread.run_sync(unpacker.finish, rc, messages)
         finally:
             unpacker.close()
@@ -487,26 +440,23 @@ class BatchBackend:
     async def purge(self, handles: Sequence[JobHandle]) -> Mapping[JobID, OpOutcome]:
         """Remove job directories (secrets included) and logs; a live job is left alone, and
         so is a directory whose batch records another Slurm id for that copy."""
-        with self._deadline("purge", jobs=len(handles)):
-            await self._begin()
-            jobs, bad = self._locate(handles)
-            result: dict[JobID, OpOutcome] = {
-                job_id: OpOutcome(ok=False, reason=reason) for job_id, reason in bad.items()
-            }
+        async with self._operation("purge", handles) as (jobs, refused):
+            result: dict[JobID, OpOutcome] = {**refused}
             if not jobs:
                 return result
-            reply = await self._states(jobs, chunks=True)
-            if not reply.squeue_ok:
+            view = await self._states(jobs, chunks=True)
+            if view.live_view_failed is not None:
                 raise ResourceUnavailableError(
-                    "cannot tell which jobs are still live: squeue failed; nothing purged"
+                    f"cannot tell which jobs are still live: {view.live_view_failed}; "
+                    "nothing purged"
                 )
             removable: list[JobLocation] = []
             for job in jobs:
-                state = reply.states.get(job.job_id)
-                mismatch = slurm.handle_mismatch(reply.chunks, job.batch, job.index, job.job_id)
-                if _is_live(state) and state is not None:
+                mismatch = self._mismatch(view.chunks, job)
+                if view.is_live(job.job_id):
                     result[job.job_id] = OpOutcome(
-                        ok=False, reason=f"job is still {state.status.value}; kill it first"
+                        ok=False,
+                        reason=f"job is still {view.statuses[job.job_id].value}; kill it first",
                     )
                 elif mismatch is not None:
                     result[job.job_id] = OpOutcome(ok=False, reason=f"not purged: {mismatch}")
@@ -514,13 +464,16 @@ class BatchBackend:
                     removable.append(job)
             if not removable:
                 return result
-            _, out, err = await self._run(
-                _PURGE_SCRIPT.format(root=shlex.quote(self._config.work_root)),
-                stdin="".join(f"{job.job_dir} {job.log}\n" for job in removable).encode(),
+            reply = await self._run(
+                Command(
+                    remote.script("purge.sh", self._config.work_root),
+                    stdin="".join(f"{job.job_dir} {job.log}\n" for job in removable).encode(),
+                )
             )
-            if "@@done" not in out:
-                raise ResourceUnavailableError(f"purge failed: {_clip(err)}")
-            had = {line[len("@@had ") :] for line in out.splitlines() if line.startswith("@@had ")}
+            parts = remote.sections(reply.out)
+            if not any(part.word == "done" for part in parts):
+                raise ResourceUnavailableError(f"purge failed: {clip(reply.err)}")
+            had = {part.arg for part in parts if part.word == "had"}
             for job in removable:
                 result[job.job_id] = (
                     OpOutcome(ok=True)
@@ -546,32 +499,11 @@ class BatchBackend:
             )
         with self._deadline("cleanup_batch"):
             await self._begin()
-            _, out, err = await self._run(slurm.cleanup_script(self._config.work_root, batch))
-        lines = out.splitlines()
-        live = [line.split(" ", 2)[1:] for line in lines if line.startswith("@@live ")]
-        if live:
-            listed = ", ".join(f"{job} ({' '.join(state)})" for job, *state in live[:20])
-            more = f" and {len(live) - 20} more" if len(live) > 20 else ""
-            return OpOutcome(
-                ok=False,
-                reason=f"not removed: {len(live)} job(s) of batch {batch} still queued or "
-                f"running: {listed}{more}; cancel them first",
-            )
-        if "@@busy" in lines:
-            return OpOutcome(
-                ok=False,
-                reason=f"not removed: the submit of batch {batch} is still running on the "
-                "resource; try again shortly",
-            )
-        if "@@removed" in lines:
+            reply = await self._run(self._scheduler.cleanup_command(self._config, batch))
+        outcome = self._scheduler.cleanup_result(reply, batch)
+        if outcome.ok and outcome.reason is None:
             _log.info("removed batch %s left by a submit in doubt", batch)
-            return OpOutcome(ok=True)
-        if "@@gone" in lines:
-            return OpOutcome(ok=True, reason="already gone")
-        raise ResourceUnavailableError(
-            f"cannot tell whether batch {batch} still has live jobs; nothing removed: "
-            f"{_clip(err) or _clip(out) or 'no reply'}"
-        )
+        return outcome
 
     # --- diagnostics -------------------------------------------------------------------------
 
@@ -587,12 +519,8 @@ class BatchBackend:
                 f"{', '.join(DIAGNOSTIC_STREAMS)}",
                 field="name",
             )
-        with self._deadline("get_diagnostics", jobs=len(handles)):
-            await self._begin()
-            jobs, bad = self._locate(handles)
-            result: dict[JobID, Diagnostics | OpOutcome] = {
-                job_id: OpOutcome(ok=False, reason=reason) for job_id, reason in bad.items()
-            }
+        async with self._operation("get_diagnostics", handles) as (jobs, refused):
+            result: dict[JobID, Diagnostics | OpOutcome] = {**refused}
             if not jobs:
                 return result
             label = name or "stdout"
@@ -603,7 +531,15 @@ class BatchBackend:
             suffix = "" if stream else f"/{name}"
             try:
                 raw = await self._transport.run(
-                    shell(_diagnostics_script(self._config.work_root, suffix, stream=bool(stream))),
+                    shell(
+                        remote.script(
+                            "diagnostics.sh",
+                            self._config.work_root,
+                            _octal(suffix),
+                            "stream" if stream else "file",
+                            str(DIAGNOSTICS_MAX_BYTES + 1),
+                        )
+                    ),
                     stdin=lines.encode(),
                     timeout=self._config.command_timeout_s,
                     stdout_limit=len(jobs) * (DIAGNOSTICS_MAX_BYTES + 2048) + 20480,
@@ -611,21 +547,21 @@ class BatchBackend:
             except OutputLimitError as exc:
                 raise ResourceUnavailableError(f"diagnostics reply too large: {exc}") from None
             if raw.rc != 0:
-                problem = _clip(raw.stderr.decode("utf-8", errors="replace"))
+                problem = clip(raw.stderr.decode("utf-8", errors="replace"))
                 raise ResourceUnavailableError(
                     f"cannot read {label} under {self._config.work_root}: "
                     f"{problem or f'exit code {raw.rc}'}"
                 )
             found = _read_tar(raw.stdout)
             records = {
-                name[2:]: slurm.parse_chunk_record(data.decode("utf-8", errors="replace"))
+                name[2:]: parse_chunk_record(data.decode("utf-8", errors="replace"))
                 for name, data in found.items()
                 if name.startswith("c/")
             }
             for job in jobs:
                 content = found.get(f"d/{job.job_id}")
                 why = found.get(f"w/{job.job_id}")
-                mismatch = slurm.handle_mismatch(records, job.batch, job.index, job.job_id)
+                mismatch = self._mismatch(records, job)
                 if mismatch is not None:
                     result[job.job_id] = OpOutcome(ok=False, reason=f"not read: {mismatch}")
                 elif why is not None:
@@ -652,15 +588,8 @@ class BatchBackend:
         """Running/waiting tasks with our user, job name and partition: one squeue."""
         with self._deadline("counts"):
             await self._begin()
-            rc, out, err = await self._run(
-                slurm.counts_script(self._config.job_name, self._config.queue)
-            )
-            if rc != 0:
-                raise ResourceUnavailableError(f"squeue failed: {_clip(err)}")
-            running, waiting = slurm.parse_counts(out)
-            return LoadCounts(
-                running=running, waiting=waiting, queue_state=slurm.parse_queue_state(out)
-            )
+            reply = await self._run(self._scheduler.counts_command(self._config))
+            return self._scheduler.counts_result(reply)
 
     # --- explain -----------------------------------------------------------------------------
 
@@ -669,25 +598,18 @@ class BatchBackend:
     ) -> Mapping[JobID, Explanation | OpOutcome]:
         """One command: squeue's state, pending reason and partition of each job, and the state
         of every partition; a job squeue no longer shows gets an ``OpOutcome``."""
-        with self._deadline("explain", jobs=len(handles)):
-            await self._begin()
-            jobs, bad = self._locate(handles)
-            result: dict[JobID, Explanation | OpOutcome] = {
-                job_id: OpOutcome(ok=False, reason=reason) for job_id, reason in bad.items()
-            }
+        async with self._operation("explain", handles) as (jobs, refused):
+            result: dict[JobID, Explanation | OpOutcome] = {**refused}
             if not jobs:
                 return result
-            rc, out, err = await self._run(
-                slurm.explain_script(), stdin="".join(f"{j.job_id}\n" for j in jobs).encode()
-            )
-            if rc != 0 or "@@end" not in out:
-                raise ResourceUnavailableError(f"explain failed: {_clip(err)}")
-            found = slurm.parse_explain(out, [job.job_id for job in jobs])
-            for job in jobs:
-                result[job.job_id] = found.get(job.job_id) or OpOutcome(
-                    ok=False, reason="Slurm's queue no longer shows this job"
-                )
+            reply = await self._run(self._scheduler.explain_command(self._config, jobs))
+            result.update(self._scheduler.explain_result(reply, jobs))
             return result
+
+    def _mismatch(self, records: ChunkRecords, job: JobLocation) -> str | None:
+        return handle_mismatch(
+            records, job.batch, job.index, job.job_id, label=self._scheduler.label
+        )
 
 
 def _requirements(
@@ -733,136 +655,9 @@ def _output_directory(dest: Path | str) -> Path:
     return path
 
 
-def _clip(text: str, limit: int = 2000) -> str:
-    text = text.strip()
-    return text if len(text) <= limit else text[:limit] + " ..."
-
-
-STAGING_EXIT_CODES = {
-    90: "cannot create or enter the work root",
-    91: "cannot create the batch directory",
-    92: "cannot unpack the batch (disk full, quota, or the upload broke off)",
-}
-"""Exit codes of the submit script that fail before any ``sbatch`` ran: nothing can have
-been queued, and the script removed what it had unpacked."""
-
-
-def _submit_error(rc: int, message: str, work_root: str, batch: str) -> InterCEdeError:
-    """The class of a submit that queued nothing (the first chunk failed).
-
-    Staging failures queued nothing for sure: ``ResourceUnavailableError``, not the "outcome in
-    doubt" class. A sbatch refusal is retryable (``SubmitUnavailableError``: sbatch may have
-    lost the controller's answer) or permanent (``SpecificationRejectedError``) by
-    ``slurm.TRANSIENT_SUBMIT_ERRORS``.
-    """
-    text = _clip(message) or f"exit code {rc}"
-    if rc in STAGING_EXIT_CODES:
-        return ResourceUnavailableError(
-            f"{STAGING_EXIT_CODES[rc]} under {work_root}; nothing was queued: {text}"
-        )
-    if rc == 93 and not slurm.is_transient(text):
-        return SpecificationRejectedError(f"sbatch refused the submission: {text}")
-    return SubmitUnavailableError(f"submission failed: {text}", batch=batch)
-
-
-def _is_live(state: slurm.SlurmJobState | None) -> bool:
-    return state is not None and not state.status.is_final and state.status is not JobStatus.UNKNOWN
-
-
-def _status_of(reply: slurm.StatusReply, job_id: str) -> JobStatus:
-    state = reply.states.get(job_id)
-    if state is not None:
-        return state.status
-    code = reply.exits.get(job_id)
-    if code is not None:
-        return JobStatus.DONE if code == 0 else JobStatus.FAILED
-    return JobStatus.UNKNOWN
-
-
-def _kill_outcome(
-    before: slurm.SlurmJobState | None,
-    after: slurm.SlurmJobState | None,
-    *,
-    cancelled_before: bool = False,
-) -> OpOutcome:
-    """A job is ok when it is cancelled now and was live before, or when an earlier attempt
-    (this call's, retried after a lost connection, or an earlier kill) had cancelled it."""
-    if cancelled_before and before is not None and before.status is JobStatus.ABORTED:
-        return OpOutcome(ok=True)
-    if before is None:
-        return OpOutcome(ok=False, reason="unknown to Slurm (never existed, or long gone)")
-    if before.status.is_final:
-        return OpOutcome(ok=False, reason=f"already finished ({before.status.value})")
-    if after is None or after.status is JobStatus.ABORTED:
-        return OpOutcome(ok=True)
-    if slurm.normalise_state(after.raw) == "COMPLETING":
-        return OpOutcome(ok=True)
-    if after.status.is_final:
-        return OpOutcome(ok=False, reason=f"finished ({after.status.value}) before scancel")
-    return OpOutcome(ok=False, reason=f"still {after.raw} after scancel")
-
-
-# Ids on stdin ("<job dir> <log>" per line): the command line is the same for any N.
-_PURGE_SCRIPT = (
-    "cd {root} 2>/dev/null || {{ echo @@done; exit 0; }}\n"
-    "t=$(mktemp) || exit 4\n"
-    "trap 'rm -f \"$t\"' EXIT\n"
-    'cat > "$t"\n'
-    'while read -r d l; do [ -d "$d" ] && echo "@@had $d"; done < "$t"\n'
-    "tr ' ' '\\n' < \"$t\" | xargs -r rm -rf --\n"
-    # a batch whose last copy is gone takes its script, inputs and logs with it
-    'cut -d/ -f1 "$t" | sort -u | while read -r b; do\n'
-    '  set -- "$b"/[0-9]*; [ -e "$1" ] || rm -rf "$b"\n'
-    "done\n"
-    "echo @@done\n"
-)
-
-
 def _octal(text: str) -> str:
     """Any name (any bytes, quotes, newlines) as a printf format of octal escapes."""
     return "".join(f"\\{byte:03o}" for byte in os.fsencode(text))
-
-
-def _diagnostics_script(work_root: str, suffix: str, *, stream: bool) -> str:
-    """``tail -c`` of ``<path from stdin><suffix>`` per job into one tar (``d/<id>``), with
-    the reason a file was not read (``w/<id>``) and each batch's chunk record (``c/<batch>``)
-    so the caller can check a handle's id against its routing. The one name asked for is
-    spelled in octal, so the command line holds no caller text and no N.
-
-    Containment like ``get_output``'s: the file is resolved (every link followed) and must be
-    the stream itself (``stream``) or lie inside the job's working directory, which must
-    itself be a real directory at its own path; it must be a regular file tail can read.
-    """
-    inside = (
-        '[ "$r" = "$R/$p" ]'
-        if stream
-        else '[ "$w" = "$R/$p" ] && case "$r" in "$w"/*) ;; *) false ;; esac'
-    )
-    return (
-        f"cd {shlex.quote(work_root)} || exit 3\n"
-        "R=$(pwd -P) || exit 3\n"
-        "t=$(mktemp -d) || exit 4\n"
-        "trap 'rm -rf \"$t\"' EXIT\n"
-        f"s=$(printf '{_octal(suffix)}'; echo x); s=${{s%x}}\n"
-        'mkdir "$t/d" "$t/w" "$t/c" || exit 4\n'
-        'cat > "$t/in"\n'
-        "while read -r id p; do\n"
-        '  f="$p$s"\n'
-        '  [ -e "$f" ] || [ -L "$f" ] || continue\n'
-        '  r=$(realpath -e -- "$f" 2>/dev/null); w=$(realpath -e -- "$p" 2>/dev/null)\n'
-        f'  if ! {{ [ -n "$r" ] && {inside}; }}; then\n'
-        '    echo "leads outside the job\'s directory (a link?): not read" > "$t/w/$id"\n'
-        '  elif [ ! -f "$r" ]; then\n'
-        '    echo "is not a regular file: not read" > "$t/w/$id"\n'
-        f'  elif ! tail -c {DIAGNOSTICS_MAX_BYTES + 1} -- "$r" > "$t/d/$id" 2>/dev/null; then\n'
-        '    rm -f "$t/d/$id"; echo "cannot be read (permission denied?)" > "$t/w/$id"\n'
-        "  fi\n"
-        'done < "$t/in"\n'
-        'cut -d" " -f2 "$t/in" | cut -d/ -f1 | sort -u | while read -r b; do\n'
-        f'  [ -f "$b/{slurm.CHUNKS}" ] && cp "$b/{slurm.CHUNKS}" "$t/c/$b"\n'
-        "done\n"
-        'tar -c -f - -C "$t" d w c\n'
-    )
 
 
 def _read_tar(data: bytes) -> dict[str, bytes]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shlex
 import shutil
 import tarfile
 import uuid
@@ -35,8 +34,8 @@ from typing import IO
 
 from ..errors import ResourceUnavailableError
 from ..models import JobOutput, OpOutcome
-from .layout import MANIFEST, JobLocation
-from .slurm import CHUNKS, parse_chunk_record
+from .layout import JobLocation, parse_chunk_record
+from .remote import script as remote_script
 from .staging import escapes, is_contained, matches_member
 
 __all__ = [
@@ -60,7 +59,6 @@ LISTING_MAX_BYTES = 64 << 20
 ``get_output`` call fails with ``ResourceUnavailableError`` (ask for fewer jobs at once)."""
 
 SKIPPED_SUFFIX = ".skipped"
-_FIND_FORMAT = "%y %s %p\\0%l\\0"
 _STREAM_SUFFIX = {"stdout": ".out", "stderr": ".err", "log": ".log"}
 _TAR_BLOCK = 512
 
@@ -81,21 +79,9 @@ def listing_input(jobs: Sequence[JobLocation]) -> bytes:
 
 def listing_script(work_root: str) -> str:
     """Manifests line by line, then ``find`` output NUL-separated (names may hold newlines).
-    A path that does not exist (a purged job) is simply absent from the answer."""
-    return (
-        f"cd {shlex.quote(work_root)} || exit 3\n"
-        "t=$(mktemp) || exit 4\n"
-        "trap 'rm -f \"$t\"' EXIT\n"
-        'cat > "$t"\n'
-        "sed -n 's/^B //p' \"$t\" | while read -r b; do\n"
-        f'  echo "@@manifest $b"; cat "$b/{MANIFEST}" 2>/dev/null; echo; echo @@end\n'
-        f'  [ -f "$b/{CHUNKS}" ] && {{ echo "@@chunks $b"; cat "$b/{CHUNKS}"; echo @@end; }}\n'
-        "done\n"
-        "echo @@find\n"
-        "sed -n 's/^P //p' \"$t\" | xargs -r sh -c"
-        f' \'exec find "$@" -printf "{_FIND_FORMAT}"\' sh 2>/dev/null\n'
-        "exit 0\n"
-    )
+    A path that does not exist (a purged job) is simply absent from the answer
+    (``listing.sh``)."""
+    return remote_script("listing.sh", work_root)
 
 
 def chunk_records(stdout: bytes) -> dict[str, tuple[tuple[int, int, str], ...]]:

@@ -10,6 +10,7 @@ from ..config import LocalBatchConfig, SSHBatchConfig
 from ..credentials import CredentialProvider, CredentialSet
 from .backend import BatchBackend
 from .local import LocalTransport
+from .scheduler import Scheduler
 from .slurm import SlurmScheduler
 from .ssh import SSHTransport
 from .transport import Transport
@@ -20,7 +21,7 @@ __all__ = ["build"]
 def build(
     config: SSHBatchConfig | LocalBatchConfig, credentials: CredentialProvider
 ) -> BatchBackend:
-    scheduler = SlurmScheduler(max_array_size=config.max_array_size)
+    scheduler = _scheduler(config)
     transport: Transport
     if isinstance(config, SSHBatchConfig):
         holder: list[BatchBackend] = []
@@ -34,3 +35,10 @@ def build(
         return backend
     transport = LocalTransport(command_timeout_s=config.command_timeout_s)
     return BatchBackend(transport, scheduler, config, credentials)
+
+
+def _scheduler(config: SSHBatchConfig | LocalBatchConfig) -> Scheduler:
+    """The batch system ``config.scheduler`` names."""
+    if config.scheduler == "slurm":
+        return SlurmScheduler(max_array_size=config.max_array_size)
+    raise AssertionError(f"no scheduler {config.scheduler!r}")  # the config model refuses it

@@ -22,19 +22,34 @@ them is spliced into a remote command.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..models import JobHandle
 
 __all__ = [
     "BATCH_SCRIPT",
+    "CHUNKS",
     "MANIFEST",
+    "ChunkRecords",
     "JobLocation",
+    "handle_mismatch",
     "locate",
+    "parse_chunk",
+    "parse_chunk_record",
+    "recorded_job_id",
 ]
 
 BATCH_SCRIPT = "job.sh"
 MANIFEST = "manifest.json"
+
+CHUNKS = "chunks"
+"""``<batch>/chunks``: one ``@@chunk <offset> <size> <group id>`` line per group of copies the
+scheduler accepted, written as it happens, so a submit whose reply was lost can be reconciled
+and every later call can check a handle's id against its routing."""
+
+ChunkRecords = Mapping[str, Sequence[tuple[int, int, str]]]
+"""Each batch's chunk record: (offset, size, group id) per accepted group."""
 
 # fullmatch, never ``$``: ``$`` also matches before a final newline, and a handle whose id
 # ends in "\n" (``%0A`` in its compact form) would address the right job under a wrong id.
@@ -72,16 +87,24 @@ class JobLocation:
         return f"{self.batch}/logs/{self.job_id}.log"
 
 
-def locate(handle: JobHandle, *, backend: str, resource: str) -> JobLocation | str:
-    """The job's location, or the reason the handle is not one of this backend's jobs."""
+def locate(
+    handle: JobHandle,
+    *,
+    backend: str,
+    resource: str,
+    id_pattern: re.Pattern[str] = _JOB_ID,
+    label: str = "Slurm",
+) -> JobLocation | str:
+    """The job's location, or the reason the handle is not one of this backend's jobs.
+    ``id_pattern`` is the scheduler's (group 1: the group the job was submitted in)."""
     if handle.backend != backend or handle.resource != resource:
         return (
             f"handle belongs to {handle.backend}://{handle.resource}, "
             f"not this backend ({backend}://{resource})"
         )
-    id_match = _JOB_ID.fullmatch(handle.id)
+    id_match = id_pattern.fullmatch(handle.id)
     if id_match is None:
-        return f"malformed Slurm job id {handle.id!r} (expected <arrayjob>_<task>)"
+        return f"malformed {label} job id {handle.id!r} (expected <group>_<task>)"
     routing_match = _ROUTING.fullmatch(handle.routing)
     if routing_match is None:
         return f"malformed routing {handle.routing!r} (expected <batch>/<index>)"
@@ -90,4 +113,45 @@ def locate(handle: JobHandle, *, backend: str, resource: str) -> JobLocation | s
         array_id=id_match.group(1),
         batch=routing_match.group(1),
         index=int(routing_match.group(2)),
+    )
+
+
+def parse_chunk(line: str) -> tuple[int, int, str] | None:
+    """``@@chunk <offset> <size> <id>[;cluster]`` → (offset, size, group id); ``None`` if bad."""
+    parts = line.split(maxsplit=3)
+    if len(parts) != 4 or parts[0] != "@@chunk":
+        return None
+    _, offset, size, raw_id = parts
+    group = raw_id.split(";")[0].strip()  # sbatch --parsable prints "<id>" or "<id>;<cluster>"
+    if not (offset.isdigit() and size.isdigit() and group.isdigit()):
+        return None
+    return int(offset), int(size), group
+
+
+def parse_chunk_record(text: str) -> tuple[tuple[int, int, str], ...]:
+    """The ``@@chunk`` lines of a ``<batch>/chunks`` file; unreadable lines are skipped."""
+    return tuple(c for c in (parse_chunk(line) for line in text.splitlines()) if c is not None)
+
+
+def recorded_job_id(chunks: Iterable[tuple[int, int, str]], index: int) -> str | None:
+    """The job id a batch's chunk record gives copy ``index`` (``None``: not recorded)."""
+    for offset, size, group in chunks:
+        if offset <= index < offset + size:
+            return f"{group}_{index - offset}"
+    return None
+
+
+def handle_mismatch(
+    chunks: ChunkRecords, batch: str, index: int, job_id: str, *, label: str = "Slurm"
+) -> str | None:
+    """Why a handle's id and routing do not belong together, by its batch's chunk record;
+    ``None`` when they do or the batch has no record (a submit that predates it)."""
+    if batch not in chunks:
+        return None
+    recorded = recorded_job_id(chunks[batch], index)
+    if recorded == job_id:
+        return None
+    return (
+        f"copy {index} of batch {batch} is {label} job {recorded or 'none'}, not {job_id} "
+        "(a stale or altered handle?)"
     )

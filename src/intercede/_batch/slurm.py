@@ -15,15 +15,30 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from ..config import LocalBatchConfig, SSHBatchConfig
-from ..errors import SpecificationRejectedError
-from ..models import Explanation, JobStatus, Resources, SubmissionSpec
-from .layout import BATCH_SCRIPT
+from ..errors import (
+    InterCEdeError,
+    ResourceUnavailableError,
+    SpecificationRejectedError,
+    SubmitUnavailableError,
+)
+from ..models import Explanation, JobStatus, LoadCounts, OpOutcome, Resources, SubmissionSpec
+from . import remote
+from .layout import (
+    CHUNKS,
+    JobLocation,
+    handle_mismatch,
+    parse_chunk,
+    parse_chunk_record,
+    recorded_job_id,
+)
+from .scheduler import BatchConfig, Command, Reply, StatusView, SubmitResult, clip
 
 __all__ = [
     "CHUNKS",
     "DEFAULT_MAX_ARRAY_SIZE",
     "EXIT_LINE",
     "SLURM_STATES",
+    "STAGING_EXIT_CODES",
     "SUBMITTING",
     "TRANSIENT_SUBMIT_ERRORS",
     "SlurmJobState",
@@ -39,6 +54,7 @@ __all__ = [
     "expand_job_ids",
     "handle_mismatch",
     "is_transient",
+    "kill_outcome",
     "map_state",
     "normalise_state",
     "parse_chunk",
@@ -52,7 +68,9 @@ __all__ = [
     "resource_options",
     "sbatch_options",
     "status_input",
+    "status_of",
     "status_script",
+    "submit_error",
     "submit_script",
 ]
 
@@ -285,60 +303,32 @@ def batch_script(
 
 CANCELLED = "cancelled"
 """``<batch>/cancelled``: the task ids ``kill`` cancelled while they were live, one a line: the
-only trace of a task cancelled inside its pending array record (see ``status_script``)."""
+only trace of a task cancelled inside its pending array record (see ``slurm_query.sh``)."""
 
 SUBMITTING = "submitting"
 """``<batch>/submitting``: the process id of the submit script while it runs, so a cleanup
 never removes a batch whose submit is still unpacking or calling sbatch on the resource."""
 
-CHUNKS = "chunks"
-"""``<batch>/chunks``: the ``@@chunk`` lines of every chunk sbatch accepted, written as they
-happen, so a submit whose reply was lost can be reconciled (and purge can check a handle)."""
-
 
 def submit_script(
     *, work_root: str, batch: str, copies: int, options: Sequence[str], max_array_size: int | None
 ) -> str:
-    """Unpack the staged tar (stdin) and ``sbatch --array`` every chunk, in one round trip.
+    """Unpack the staged tar (stdin) and ``sbatch --array`` every chunk, in one round trip
+    (``slurm_submit.sh``).
 
     Chunking happens remotely so the count of round trips stays one for any N; when the array
     limit is not configured the script asks ``scontrol`` once and reports it (``@@max``) so the
     backend can cache it. The script's size does not depend on N.
     """
-    root = shlex.quote(work_root)
-    opts = shlex.join(options)
-    if max_array_size is None:
-        ask_max = (
-            "max=$(scontrol show config 2>/dev/null"
-            " | sed -n 's/^MaxArraySize *= *\\([0-9][0-9]*\\).*/\\1/p')\n"
-            f'[ -n "$max" ] || max={DEFAULT_MAX_ARRAY_SIZE}\n'
-            'echo "@@max $max"\n'
-        )
-    else:
-        ask_max = f"max={max_array_size}\n"
-    return (
-        "umask 077\n"
-        f"mkdir -p {root} && cd {root} || exit 90\n"
-        f"b={batch}\n"
-        'mkdir "$b" || exit 91\n'
-        f'echo $$ > "$b/{SUBMITTING}"\n'
-        'tar -x -f - -C "$b" || { rm -rf "$b"; exit 92; }\n' + ask_max + f"n={copies}\n"
-        "o=0\n"
-        'while [ "$o" -lt "$n" ]; do\n'
-        '  k=$((n - o)); [ "$k" -gt "$max" ] && k=$max\n'
-        f'  if id=$(sbatch {opts} --array=0-$((k - 1)) "$PWD/$b/{BATCH_SCRIPT}" "$o"'
-        ' 2>"$b/sbatch.err"); then\n'
-        f'    echo "@@chunk $o $k $id" >> "$b/{CHUNKS}"\n'
-        '    echo "@@chunk $o $k $id"\n'
-        "  else\n"
-        '    echo "@@fail $o"; cat "$b/sbatch.err"\n'
-        '    if [ "$o" -eq 0 ]; then rm -rf "$b"; else\n'
-        '      i=$o; while [ "$i" -lt "$n" ]; do rm -rf "$b/$i"; i=$((i + 1)); done; fi\n'
-        "    exit 93\n"
-        "  fi\n"
-        "  o=$((o + k))\n"
-        "done\n"
-        f'rm -f "$b/sbatch.err" "$b/{SUBMITTING}"\n'
+    limit = "" if max_array_size is None else str(max_array_size)
+    return remote.script(
+        "slurm_submit.sh",
+        work_root,
+        batch,
+        str(copies),
+        limit,
+        str(DEFAULT_MAX_ARRAY_SIZE),
+        *options,
     )
 
 
@@ -355,43 +345,33 @@ class SubmitReply:
     malformed: tuple[str, ...] = ()
 
 
-def parse_chunk(line: str) -> tuple[int, int, str] | None:
-    """``@@chunk <offset> <size> <id>[;cluster]`` → (offset, size, array id); ``None`` if bad."""
-    parts = line.split(maxsplit=3)
-    if len(parts) != 4 or parts[0] != "@@chunk":
-        return None
-    _, offset, size, raw_id = parts
-    array_id = raw_id.split(";")[0].strip()  # --parsable prints "<id>" or "<id>;<cluster>"
-    if not (offset.isdigit() and size.isdigit() and array_id.isdigit()):
-        return None
-    return int(offset), int(size), array_id
-
-
 def parse_submit(stdout: str) -> SubmitReply:
     chunks: list[tuple[int, int, str]] = []
     max_size: int | None = None
     failed_at: int | None = None
     error_lines: list[str] = []
     malformed: list[str] = []
-    for line in stdout.splitlines():
+    for part in remote.sections(stdout):
+        mark = f"{remote.MARK}{part.word} {part.arg}".rstrip()
         if failed_at is not None:
-            error_lines.append(line)
-        elif line.startswith("@@max "):
-            value = line.split()[1] if len(line.split()) > 1 else ""
+            error_lines += [mark, *part.lines]
+        elif part.word == "max":
+            value = part.arg.split()[0] if part.arg.split() else ""
             if value.isdigit() and int(value) > 0:
                 max_size = int(value)
-        elif line.startswith("@@chunk"):
-            chunk = parse_chunk(line)
+        elif part.word == "chunk":
+            chunk = parse_chunk(mark)
             if chunk is None:
-                malformed.append(line)
+                malformed.append(mark)
             else:
                 chunks.append(chunk)
-        elif line.startswith("@@fail"):
-            value = line.split()[1] if len(line.split()) > 1 else ""
+        elif part.word == "fail":
+            value = part.arg.split()[0] if part.arg.split() else ""
             if value.isdigit():
                 failed_at = int(value)
+                error_lines += part.lines
             else:
-                malformed.append(line)
+                malformed.append(mark)
     return SubmitReply(
         chunks=tuple(chunks),
         max_array_size=max_size,
@@ -437,11 +417,9 @@ def is_transient(message: str) -> bool:
 
 # --- status, kill, counts ----------------------------------------------------------------
 
-_SQUEUE_FORMAT = "%i|%T|%u|%j"
-_SACCT_FIELDS = "JobID,State"
 _CHUNK_ARGS = 500
-"""Ids per squeue/sacct/scancel invocation: the remote argv stays far under the kernel's
-128 KiB single-argument limit whatever N is; the round trip stays one."""
+"""Ids per squeue/sacct/scancel invocation in the scripts (``xargs -n 500``): the remote argv
+stays far under the kernel's 128 KiB single-argument limit whatever N is."""
 
 
 def status_input(jobs: Iterable[tuple[str, str]], cancel: Sequence[str] = ()) -> bytes:
@@ -452,83 +430,15 @@ def status_input(jobs: Iterable[tuple[str, str]], cancel: Sequence[str] = ()) ->
     return "".join(lines).encode()
 
 
-def _status_prelude(work_root: str) -> str:
-    root = shlex.quote(work_root)
-    return (
-        "t=$(mktemp -d) || exit 4\n"
-        "trap 'rm -rf \"$t\"' EXIT\n"
-        'cat > "$t/in"\n'
-        'sed -n \'s/^J //p\' "$t/in" > "$t/jobs"\n'
-        'cut -d\' \' -f1 "$t/jobs" | cut -d_ -f1 | sort -u > "$t/arrays"\n'
-        f"r={root}\n"
-        # squeue fails when none of its ids is known to it: the user's whole queue (filtered
-        # locally) then tells "unknown to Slurm" from "Slurm not answering".
-        "status() {\n"
-        "  echo @@squeue\n"
-        f'  xargs -r -n {_CHUNK_ARGS} sh -c \'IFS=,; squeue -h -r -t all -j "$*"'
-        f' -o "{_SQUEUE_FORMAT}" 2>/dev/null'
-        f' || squeue -h -r -t all -u "$(id -un)" -o "{_SQUEUE_FORMAT}"\' sh'
-        ' < "$t/arrays" > "$t/q"\n'
-        '  s=$?; cat "$t/q"; echo "@@rc squeue $s"\n'
-        "  echo @@sacct\n"
-        # sacct (a slurmdbd query, ~0.1 s) only when squeue left a job out or saw it COMPLETING
-        '  cut -d\'|\' -f1 "$t/q" | sort -u > "$t/qk"\n'
-        "  if grep -q '|COMPLETING|' \"$t/q\" ||"
-        ' cut -d\' \' -f1 "$t/jobs" | sort -u | comm -23 - "$t/qk" | grep -q .; then\n'
-        f'  xargs -r -n {_CHUNK_ARGS} sh -c \'IFS=,; exec sacct -n -P -X -j "$*"'
-        f" -o {_SACCT_FIELDS}' sh"
-        ' < "$t/arrays" > "$t/s"\n'
-        '  s=$?; else : > "$t/s"; s=0; fi; cat "$t/s"; echo "@@rc sacct $s"\n'
-        "}\n"
-        # Tasks this backend cancelled (kill's record, one file per batch): Slurm 22.05 and
-        # 24.11 drop a task cancelled inside its pending array record from squeue and never
-        # give it an sacct row of its own, while sacct keeps listing the array's range.
-        "cancelled() {\n"
-        "  echo @@cancelled\n"
-        "  cut -d' ' -f2 \"$t/jobs\" | sort -u | while read -r b; do\n"
-        f'    cat "$r/$b/{CANCELLED}" 2>/dev/null\n'
-        "  done\n"
-        "}\n"
-    )
-
-
-# Jobs neither command knows (no accounting, MinJobAge passed): the batch script's last log
-# line still says how the payload ended. One grep over just those logs.
-_EXITS = (
-    "echo @@exits\n"
-    'cut -d\'|\' -f1 "$t/q" "$t/s" | sort -u > "$t/known"\n'
-    # FILENAME, not NR == FNR: the known list is empty exactly when every job was forgotten.
-    'awk \'FILENAME == ARGV[1] { k[$0] = 1; next } !($1 in k) { print $2 "/logs/" $1 ".log" }\''
-    ' "$t/known" "$t/jobs" > "$t/logs"\n'
-    'if [ -s "$t/logs" ] && cd "$r" 2>/dev/null; then\n'
-    f"  xargs -r grep -H '^{EXIT_LINE}[0-9]' < \"$t/logs\" 2>/dev/null\n"
-    "fi\n"
-)
-
-# Each batch's chunk record, so purge can check a handle's id against its routing.
-_CHUNKS = (
-    "cut -d' ' -f2 \"$t/jobs\" | sort -u | while read -r b; do\n"
-    f'  [ -f "$r/$b/{CHUNKS}" ] && {{ echo "@@chunks $b"; cat "$r/$b/{CHUNKS}"; }}\n'
-    "done\n"
-)
-
-
 def status_script(work_root: str, *, chunks: bool = False) -> str:
     """squeue for live jobs, sacct for the rest, each command's exit code (``@@rc``), the exit
     line of jobs both forgot, and with ``chunks`` each batch's chunk record; ids on stdin
-    (``status_input``).
+    (``status_input``). See ``slurm_query.sh``.
 
     ``-t all`` keeps finished jobs in squeue's answer for ``MinJobAge``, which covers the
     moment between a job leaving the queue and slurmdbd recording it.
     """
-    return (
-        _status_prelude(work_root)
-        + "status\n"
-        + "cancelled\n"
-        + _EXITS
-        + (_CHUNKS if chunks else "")
-        + "echo @@end\n"
-    )
+    return remote.script("slurm_query.sh", "status+chunks" if chunks else "status", work_root)
 
 
 def cancel_script(work_root: str, job_name: str) -> str:
@@ -538,64 +448,16 @@ def cancel_script(work_root: str, job_name: str) -> str:
     a stale handle cannot cancel someone else's job. scancel's own ``-u``/``--name`` filters
     are not used: with them Slurm 22.05 cancels a whole pending array when asked for one task.
     """
-    return (
-        _status_prelude(work_root)
-        + "status\n"
-        + "cancelled\n"
-        + f"n={shlex.quote(job_name)}\n"
-        + "m=$(id -un)\n"
-        + 'n="$n" m="$m" awk -F\'|\' \'$3 == ENVIRON["m"] && $4 == ENVIRON["n"]'
-        ' { split($1, a, "_"); print a[1] }\' "$t/q" | sort -u > "$t/ours"\n'
-        + "sed 's/^/@@ours /' \"$t/ours\"\n"
-        + "sed -n 's/^C //p' \"$t/in\" | awk -F_ 'NR == FNR { ok[$0] = 1; next } ($1 in ok)'"
-        ' "$t/ours" - > "$t/cancel"\n'
-        + f'xargs -r -n {_CHUNK_ARGS} scancel < "$t/cancel"; echo "@@rc scancel $?"\n'
-        # The record of what this call cancelled: the tasks of our arrays squeue listed live.
-        + 'awk \'FILENAME == ARGV[1] { split($0, f, "|"); if (f[2] !~ /^('
-        + "|".join(_FINAL_RAW)
-        + ')/) live[f[1]] = 1; next } ($1 in live) { print $1, $2 }\' "$t/q" "$t/jobs"'
-        " | awk -F_ 'NR == FNR { ok[$0] = 1; next } ($1 in ok)' \"$t/ours\" -"
-        f' | while read -r j b; do echo "$j" >> "$r/$b/{CANCELLED}"; done\n'
-        + "echo @@after\n"
-        + "status\n"
-        + "cancelled\n"
-        + "echo @@end\n"
-    )
+    return remote.script("slurm_query.sh", "cancel", work_root, job_name, "|".join(_FINAL_RAW))
 
 
 def cleanup_script(work_root: str, batch: str) -> str:
     """Remove ``<work_root>/<batch>`` unless its submit still runs there or one of its jobs is
-    still live; one round trip. ``batch`` is validated by the caller (32 hex digits).
-
-    A job belongs to the batch when its comment carries ``intercede:<batch>`` or its array id
-    is in the batch's chunk record (a ``--comment`` in ``submit_extra`` replaces ours). Any
-    state not known to be final counts as live. Replies: ``@@busy``, ``@@rc squeue <n>``
-    (squeue failed: nothing removed), ``@@live <id> <state>`` lines (nothing removed),
-    ``@@removed`` or ``@@gone``.
+    still live; one round trip (``slurm_cleanup.sh``). ``batch`` is validated by the caller
+    (32 hex digits). Any state not known to be final counts as live.
     """
     final = ",".join(sorted(raw for raw, status in SLURM_STATES.items() if status.is_final))
-    return (
-        f"cd {shlex.quote(work_root)} 2>/dev/null || {{ echo @@gone; exit 0; }}\n"
-        f"b={batch}\n"
-        f'if [ -f "$b/{SUBMITTING}" ] && kill -0 "$(cat "$b/{SUBMITTING}")" 2>/dev/null; then\n'
-        "  echo @@busy; exit 0\n"
-        "fi\n"
-        "t=$(mktemp -d) || exit 4\n"
-        "trap 'rm -rf \"$t\"' EXIT\n"
-        f'squeue -h -r -t all -u "$(id -un)" -o "%i|%T|%k" > "$t/q"\n'
-        's=$?; [ "$s" -eq 0 ] || { echo "@@rc squeue $s"; exit 0; }\n'
-        f'[ -f "$b/{CHUNKS}" ] && cut -d" " -f4 "$b/{CHUNKS}" | cut -d";" -f1 > "$t/arrays"\n'
-        'touch "$t/arrays"\n'
-        f"awk -F'|' -v c=\"|intercede:$b\" -v final={final}"
-        ' \'BEGIN { n = split(final, f, ","); for (i = 1; i <= n; i++) done[f[i]] = 1 }'
-        " FILENAME == ARGV[1] { a[$0] = 1; next }"
-        ' { split($1, id, "_"); split($2, w, " "); st = w[1]; sub(/\\+$/, "", st) }'
-        ' (index($0, c) || (id[1] in a)) && !(st in done) { print "@@live " $1 " " $2 }\''
-        ' "$t/arrays" "$t/q" > "$t/live"\n'
-        'if [ -s "$t/live" ]; then cat "$t/live"; exit 0; fi\n'
-        '[ -e "$b" ] || { echo @@gone; exit 0; }\n'
-        'rm -rf "$b" && echo @@removed\n'
-    )
+    return remote.script("slurm_cleanup.sh", work_root, batch, final)
 
 
 @dataclass(frozen=True)
@@ -633,33 +495,41 @@ class StatusReply:
         return recorded_job_id(self.chunks.get(batch, ()), index)
 
 
-def recorded_job_id(chunks: Iterable[tuple[int, int, str]], index: int) -> str | None:
-    """The Slurm id a batch's chunk record gives copy ``index`` (``None``: not recorded)."""
-    for offset, size, array_id in chunks:
-        if offset <= index < offset + size:
-            return f"{array_id}_{index - offset}"
-    return None
-
-
-def parse_chunk_record(text: str) -> tuple[tuple[int, int, str], ...]:
-    """The ``@@chunk`` lines of a ``<batch>/chunks`` file; unreadable lines are skipped."""
-    return tuple(c for c in (parse_chunk(line) for line in text.splitlines()) if c is not None)
-
-
-def handle_mismatch(
-    chunks: Mapping[str, Sequence[tuple[int, int, str]]], batch: str, index: int, job_id: str
-) -> str | None:
-    """Why a handle's id and routing do not belong together, by its batch's chunk record;
-    ``None`` when they do or the batch has no record (a submit that predates it)."""
-    if batch not in chunks:
-        return None
-    recorded = recorded_job_id(chunks[batch], index)
-    if recorded == job_id:
-        return None
-    return (
-        f"copy {index} of batch {batch} is Slurm job {recorded or 'none'}, not {job_id} "
-        "(a stale or altered handle?)"
-    )
+def _status_line(
+    mode: str,
+    line: str,
+    want: set[str],
+    exits: dict[str, int],
+    cancelled: set[str],
+    live: dict[str, str],
+    live_whole: dict[str, str],
+    accounted: dict[str, str],
+    accounted_whole: dict[str, str],
+) -> None:
+    """One body line of a status reply, read by the section it is in."""
+    if mode == "exits":
+        path, sep, text = line.partition(f":{EXIT_LINE}")
+        code = text.split(" ", 1)[0]
+        if sep and code.isdigit() and path.endswith(".log"):
+            exits[path.rsplit("/", 1)[-1].removesuffix(".log")] = int(code)
+        return
+    if mode == "cancelled":
+        if line.strip() in want:
+            cancelled.add(line.strip())
+        return
+    if mode not in ("squeue", "sacct"):
+        return
+    target, whole = (live, live_whole) if mode == "squeue" else (accounted, accounted_whole)
+    fields = line.split("|")
+    if len(fields) < 2:
+        return
+    job_field, state = fields[0].strip(), fields[1].strip()
+    if job_field.isdigit():
+        whole[job_field] = state
+        return
+    for job_id in expand_job_ids(job_field):
+        if job_id in want:
+            target[job_id] = state
 
 
 def parse_status_reply(stdout: str, wanted: Iterable[str]) -> StatusReply:
@@ -680,53 +550,31 @@ def parse_status_reply(stdout: str, wanted: Iterable[str]) -> StatusReply:
     chunks: dict[str, list[tuple[int, int, str]]] = {}
     ours: set[str] = set()
     cancelled: set[str] = set()
-    section = "squeue"
+    mode = "squeue"
     batch = ""
     complete = False
-    for line in stdout.splitlines():
-        if line.startswith("@@"):
-            word, _, rest = line[2:].partition(" ")
-            if word in ("squeue", "sacct", "exits", "cancelled"):
-                section = word
-            elif word == "rc":
-                name, _, code = rest.partition(" ")
-                rcs[name] = int(code) if code.lstrip("-").isdigit() else -1
-            elif word == "chunks":
-                section, batch = "chunks", rest
-                chunks.setdefault(batch, [])
-            elif word == "chunk" and section == "chunks":
-                chunk = parse_chunk(line)
-                if chunk is not None:
-                    chunks[batch].append(chunk)
-            elif word == "ours":
-                ours.add(rest.strip())
-            elif word == "end":
-                complete = True
-                break
-            continue
-        if section == "exits":
-            path, sep, text = line.partition(f":{EXIT_LINE}")
-            code = text.split(" ", 1)[0]
-            if sep and code.isdigit() and path.endswith(".log"):
-                exits[path.rsplit("/", 1)[-1].removesuffix(".log")] = int(code)
-            continue
-        if section == "cancelled":
-            if line.strip() in want:
-                cancelled.add(line.strip())
-            continue
-        if section not in ("squeue", "sacct"):
-            continue
-        target, whole = (live, live_whole) if section == "squeue" else (accounted, accounted_whole)
-        fields = line.split("|")
-        if len(fields) < 2:
-            continue
-        job_field, state = fields[0].strip(), fields[1].strip()
-        if job_field.isdigit():
-            whole[job_field] = state
-            continue
-        for job_id in expand_job_ids(job_field):
-            if job_id in want:
-                target[job_id] = state
+    for part in remote.sections(stdout):
+        if part.word in ("squeue", "sacct", "exits", "cancelled"):
+            mode = part.word
+        elif part.word == "rc":
+            name, _, code = part.arg.partition(" ")
+            rcs[name] = int(code) if code.lstrip("-").isdigit() else -1
+        elif part.word == "chunks":
+            mode, batch = "chunks", part.arg
+            chunks.setdefault(batch, [])
+        elif part.word == "chunk" and mode == "chunks":
+            chunk = parse_chunk(f"{remote.MARK}chunk {part.arg}")
+            if chunk is not None:
+                chunks[batch].append(chunk)
+        elif part.word == "ours":
+            ours.add(part.arg.strip())
+        elif part.word == "end":
+            complete = True
+            break
+        for line in part.lines:
+            _status_line(
+                mode, line, want, exits, cancelled, live, live_whole, accounted, accounted_whole
+            )
     for job_id in want:
         array = job_id.partition("_")[0]
         if job_id not in live and array in live_whole:
@@ -766,20 +614,10 @@ def parse_status(stdout: str, wanted: Iterable[str]) -> dict[str, SlurmJobState]
 
 def counts_script(job_name: str, queue: str | None) -> str:
     """This backend's own jobs: our user, our job name, our partition (if fixed); then, for a
-    fixed partition, its state (``@@partition``: nothing follows when Slurm has no such one)."""
-    partition = f" -p {shlex.quote(queue)}" if queue else ""
-    script = f"squeue -h -r -u \"$(id -un)\" -n {shlex.quote(job_name)}{partition} -o '%T'"
-    if not queue:
-        return script + "\n"
-    return (
-        f"{script} || exit $?\n"
-        "echo @@partition\n"
-        f"scontrol show partition -o {shlex.quote(queue)} 2>/dev/null | {_PARTITION_STATE}\n"
-    )
+    fixed partition, its state (``@@partition``: nothing follows when Slurm has no such one).
+    See ``slurm_counts.sh``."""
+    return remote.script("slurm_counts.sh", job_name, queue or "")
 
-
-_PARTITION_STATE = "sed -n 's/^PartitionName=\\([^ ]*\\) .* State=\\([A-Z_]*\\).*/\\1|\\2/p'"
-"""``scontrol show partition -o`` lines → ``<name>|<state>``."""
 
 MISSING_PARTITION = "MISSING"
 """``LoadCounts.queue_state`` for a partition Slurm does not have."""
@@ -801,7 +639,7 @@ BLOCKING_REASONS = frozenset(
 def parse_counts(stdout: str) -> tuple[int, int]:
     """(running, waiting) from one ``%T`` per line (up to ``@@partition``)."""
     running = waiting = 0
-    for line in stdout.split("@@partition", 1)[0].splitlines():
+    for line in remote.sections(stdout)[0].lines:
         status = map_state(line)
         if status is JobStatus.RUNNING:
             running += 1
@@ -813,10 +651,10 @@ def parse_counts(stdout: str) -> tuple[int, int]:
 def parse_queue_state(stdout: str) -> str | None:
     """The partition state after ``@@partition`` (``MISSING`` when Slurm printed none);
     ``None`` when the script asked for none."""
-    _, marker, rest = stdout.partition("@@partition")
-    if not marker:
+    found = [part for part in remote.sections(stdout) if part.word == "partition"]
+    if not found:
         return None
-    for line in rest.splitlines():
+    for line in found[0].lines:
         _, sep, state = line.partition("|")
         if sep and state.strip():
             return state.strip()
@@ -825,18 +663,8 @@ def parse_queue_state(stdout: str) -> str | None:
 
 def explain_script() -> str:
     """Each job's state, pending reason and partition (squeue), then every partition's state;
-    job ids on stdin, one per line."""
-    return (
-        "t=$(mktemp -d) || exit 4\n"
-        "trap 'rm -rf \"$t\"' EXIT\n"
-        'cut -d_ -f1 | sort -u > "$t/arrays"\n'
-        "echo @@squeue\n"
-        f'xargs -r -n {_CHUNK_ARGS} sh -c \'IFS=,; squeue -h -r -t all -j "$*"'
-        ' -o "%i|%T|%r|%P"\' sh < "$t/arrays" 2>/dev/null\n'
-        "echo @@partitions\n"
-        f"scontrol show partition -o 2>/dev/null | {_PARTITION_STATE}\n"
-        "echo @@end\n"
-    )
+    job ids on stdin, one per line (``slurm_explain.sh``)."""
+    return remote.script("slurm_explain.sh")
 
 
 def parse_explain(stdout: str, wanted: Iterable[str]) -> dict[str, Explanation]:
@@ -844,18 +672,15 @@ def parse_explain(stdout: str, wanted: Iterable[str]) -> dict[str, Explanation]:
     want = set(wanted)
     jobs: dict[str, tuple[str, str, str]] = {}
     partitions: dict[str, str] = {}
-    section = ""
-    for line in stdout.splitlines():
-        if line.startswith("@@"):
-            section = line[2:].strip()
-            continue
-        fields = [f.strip() for f in line.split("|")]
-        if section == "squeue" and len(fields) >= 4:
-            for job_id in expand_job_ids(fields[0]):
-                if job_id in want:
-                    jobs[job_id] = (fields[1], fields[2], fields[3])
-        elif section == "partitions" and len(fields) == 2:
-            partitions[fields[0]] = fields[1]
+    for part in remote.sections(stdout):
+        for line in part.lines:
+            fields = [f.strip() for f in line.split("|")]
+            if part.word == "squeue" and len(fields) >= 4:
+                for job_id in expand_job_ids(fields[0]):
+                    if job_id in want:
+                        jobs[job_id] = (fields[1], fields[2], fields[3])
+            elif part.word == "partitions" and len(fields) == 2:
+                partitions[fields[0]] = fields[1]
     result: dict[str, Explanation] = {}
     for job_id, (raw, reason, partition) in jobs.items():
         status = map_state(raw)
@@ -873,11 +698,248 @@ def parse_explain(stdout: str, wanted: Iterable[str]) -> dict[str, Explanation]:
     return result
 
 
+STAGING_EXIT_CODES = {
+    90: "cannot create or enter the work root",
+    91: "cannot create the batch directory",
+    92: "cannot unpack the batch (disk full, quota, or the upload broke off)",
+}
+"""Exit codes of the submit script that fail before any ``sbatch`` ran: nothing can have
+been queued, and the script removed what it had unpacked."""
+
+
+def submit_error(rc: int, message: str, work_root: str, batch: str) -> InterCEdeError:
+    """The class of a submit that queued nothing (the first chunk failed).
+
+    Staging failures queued nothing for sure: ``ResourceUnavailableError``, not the "outcome in
+    doubt" class. A sbatch refusal is retryable (``SubmitUnavailableError``: sbatch may have
+    lost the controller's answer) or permanent (``SpecificationRejectedError``) by
+    ``TRANSIENT_SUBMIT_ERRORS``.
+    """
+    text = clip(message) or f"exit code {rc}"
+    if rc in STAGING_EXIT_CODES:
+        return ResourceUnavailableError(
+            f"{STAGING_EXIT_CODES[rc]} under {work_root}; nothing was queued: {text}"
+        )
+    if rc == 93 and not is_transient(text):
+        return SpecificationRejectedError(f"sbatch refused the submission: {text}")
+    return SubmitUnavailableError(f"submission failed: {text}", batch=batch)
+
+
+def status_of(reply: StatusReply, job_id: str) -> JobStatus:
+    """A job's status: Slurm's state, else the exit code its log records, else ``Unknown``."""
+    state = reply.states.get(job_id)
+    if state is not None:
+        return state.status
+    code = reply.exits.get(job_id)
+    if code is not None:
+        return JobStatus.DONE if code == 0 else JobStatus.FAILED
+    return JobStatus.UNKNOWN
+
+
+def _is_live(state: SlurmJobState | None) -> bool:
+    return state is not None and not state.status.is_final and state.status is not JobStatus.UNKNOWN
+
+
+def kill_outcome(
+    before: SlurmJobState | None,
+    after: SlurmJobState | None,
+    *,
+    cancelled_before: bool = False,
+) -> OpOutcome:
+    """A job is ok when it is cancelled now and was live before, or when an earlier attempt
+    (this call's, retried after a lost connection, or an earlier kill) had cancelled it."""
+    if cancelled_before and before is not None and before.status is JobStatus.ABORTED:
+        return OpOutcome(ok=True)
+    if before is None:
+        return OpOutcome(ok=False, reason="unknown to Slurm (never existed, or long gone)")
+    if before.status.is_final:
+        return OpOutcome(ok=False, reason=f"already finished ({before.status.value})")
+    if after is None or after.status is JobStatus.ABORTED:
+        return OpOutcome(ok=True)
+    if normalise_state(after.raw) == "COMPLETING":
+        return OpOutcome(ok=True)
+    if after.status.is_final:
+        return OpOutcome(ok=False, reason=f"finished ({after.status.value}) before scancel")
+    return OpOutcome(ok=False, reason=f"still {after.raw} after scancel")
+
+
 class SlurmScheduler:
-    """The scheduler half of a batch backend; its only state is the cluster's array limit,
-    asked once (inside the first submit) and cached for the backend's lifetime."""
+    """Slurm behind the ``Scheduler`` seam (``scheduler = "slurm"``). Its only state is the
+    cluster's array limit, asked once (inside the first submit) and cached for the backend's
+    lifetime."""
 
     name = "slurm"
+    label = "Slurm"
+    job_id_pattern = re.compile(r"([0-9]+)_([0-9]+)", re.ASCII)
 
     def __init__(self, max_array_size: int | None = None) -> None:
         self.max_array_size = max_array_size
+
+    # --- submit ------------------------------------------------------------------------------
+
+    def batch_script(
+        self, spec: SubmissionSpec, config: BatchConfig, batch_dir: str, executable_name: str,
+        *, has_inputs: bool,
+    ) -> str:  # fmt: skip
+        return batch_script(spec, config, batch_dir, executable_name, has_inputs=has_inputs)
+
+    def submit_command(
+        self, spec: SubmissionSpec, config: BatchConfig, batch: str, copies: int
+    ) -> Command:
+        batch_dir = f"{config.work_root}/{batch}"
+        return Command(
+            submit_script(
+                work_root=config.work_root,
+                batch=batch,
+                copies=copies,
+                options=sbatch_options(spec, config, batch_dir, batch),
+                max_array_size=self.max_array_size,
+            ),
+            transfer=True,
+            idempotent=False,
+        )
+
+    def submit_result(
+        self, reply: Reply, config: BatchConfig, batch: str, copies: int
+    ) -> SubmitResult:
+        parsed = parse_submit(reply.out)
+        if parsed.malformed:
+            raise SubmitUnavailableError(
+                f"unreadable reply from the submit command: {parsed.malformed[0]!r}", batch=batch
+            )
+        if parsed.max_array_size is not None:
+            self.max_array_size = parsed.max_array_size
+        if not parsed.chunks:
+            raise submit_error(reply.rc, parsed.error or reply.err, config.work_root, batch)
+        job_ids = {
+            offset + task: f"{array_id}_{task}"
+            for offset, size, array_id in parsed.chunks
+            for task in range(size)
+        }
+        refused = None
+        if len(job_ids) < copies:
+            refused = f"sbatch refused this chunk: {parsed.error or 'no reason given'}"
+        return SubmitResult(
+            job_ids=job_ids,
+            refused=refused,
+            groups=tuple(f"{first}+{size}={array}" for first, size, array in parsed.chunks),
+        )
+
+    # --- status ------------------------------------------------------------------------------
+
+    def status_command(
+        self, config: BatchConfig, jobs: Sequence[JobLocation], *, chunks: bool = False
+    ) -> Command:
+        return Command(
+            status_script(config.work_root, chunks=chunks),
+            stdin=status_input((job.job_id, job.batch) for job in jobs),
+        )
+
+    def status_result(self, reply: Reply, jobs: Sequence[JobLocation]) -> StatusView:
+        ids = [job.job_id for job in jobs]
+        parsed = parse_status_reply(reply.out, ids)
+        if not parsed.complete or parsed.squeue_ok is None or parsed.sacct_ok is None:
+            raise ResourceUnavailableError(f"status query failed: {clip(reply.err)}")
+        if not parsed.squeue_ok and not parsed.sacct_ok:
+            raise ResourceUnavailableError(
+                f"Slurm is not answering (squeue and sacct both failed): {clip(reply.err)}"
+            )
+        return StatusView(
+            statuses={job_id: status_of(parsed, job_id) for job_id in ids},
+            live_view_failed=None if parsed.squeue_ok else "squeue failed",
+            chunks=parsed.chunks,
+        )
+
+    # --- kill --------------------------------------------------------------------------------
+
+    def kill_command(self, config: BatchConfig, jobs: Sequence[JobLocation]) -> Command:
+        ids = [job.job_id for job in jobs]
+        return Command(
+            cancel_script(config.work_root, config.job_name),
+            stdin=status_input(((job.job_id, job.batch) for job in jobs), compress_ids(ids)),
+        )
+
+    def kill_result(
+        self, reply: Reply, config: BatchConfig, jobs: Sequence[JobLocation]
+    ) -> dict[str, OpOutcome]:
+        ids = [job.job_id for job in jobs]
+        before_text, marker, after_text = reply.out.partition(f"{remote.MARK}after\n")
+        before = parse_status_reply(before_text + f"{remote.MARK}end\n", ids)
+        after = parse_status_reply(after_text, ids)
+        if not marker or not after.complete or not before.squeue_ok or not after.squeue_ok:
+            raise ResourceUnavailableError(f"scancel failed (squeue): {clip(reply.err)}")
+        result: dict[str, OpOutcome] = {}
+        for job in jobs:
+            if job.array_id not in before.ours and _is_live(before.states.get(job.job_id)):
+                result[job.job_id] = OpOutcome(
+                    ok=False,
+                    reason="not cancelled: squeue shows it with another user or job name "
+                    f"than {config.job_name!r} (a stale or foreign handle?)",
+                )
+                continue
+            result[job.job_id] = kill_outcome(
+                before.states.get(job.job_id),
+                after.states.get(job.job_id),
+                cancelled_before=job.job_id in before.cancelled,
+            )
+        return result
+
+    # --- counts and explain ------------------------------------------------------------------
+
+    def counts_command(self, config: BatchConfig) -> Command:
+        return Command(counts_script(config.job_name, config.queue))
+
+    def counts_result(self, reply: Reply) -> LoadCounts:
+        if reply.rc != 0:
+            raise ResourceUnavailableError(f"squeue failed: {clip(reply.err)}")
+        running, waiting = parse_counts(reply.out)
+        return LoadCounts(
+            running=running, waiting=waiting, queue_state=parse_queue_state(reply.out)
+        )
+
+    def explain_command(self, config: BatchConfig, jobs: Sequence[JobLocation]) -> Command:
+        return Command(explain_script(), stdin="".join(f"{j.job_id}\n" for j in jobs).encode())
+
+    def explain_result(
+        self, reply: Reply, jobs: Sequence[JobLocation]
+    ) -> dict[str, Explanation | OpOutcome]:
+        if reply.rc != 0 or f"{remote.MARK}end" not in reply.out:
+            raise ResourceUnavailableError(f"explain failed: {clip(reply.err)}")
+        found = parse_explain(reply.out, [job.job_id for job in jobs])
+        return {
+            job.job_id: found.get(job.job_id)
+            or OpOutcome(ok=False, reason="Slurm's queue no longer shows this job")
+            for job in jobs
+        }
+
+    # --- cleanup of a submit in doubt --------------------------------------------------------
+
+    def cleanup_command(self, config: BatchConfig, batch: str) -> Command:
+        return Command(cleanup_script(config.work_root, batch))
+
+    def cleanup_result(self, reply: Reply, batch: str) -> OpOutcome:
+        parts = remote.sections(reply.out)
+        words = {part.word for part in parts}
+        live = [part.arg.split(" ", 1) for part in parts if part.word == "live"]
+        if live:
+            listed = ", ".join(f"{job} ({' '.join(state)})" for job, *state in live[:20])
+            more = f" and {len(live) - 20} more" if len(live) > 20 else ""
+            return OpOutcome(
+                ok=False,
+                reason=f"not removed: {len(live)} job(s) of batch {batch} still queued or "
+                f"running: {listed}{more}; cancel them first",
+            )
+        if "busy" in words:
+            return OpOutcome(
+                ok=False,
+                reason=f"not removed: the submit of batch {batch} is still running on the "
+                "resource; try again shortly",
+            )
+        if "removed" in words:
+            return OpOutcome(ok=True)
+        if "gone" in words:
+            return OpOutcome(ok=True, reason="already gone")
+        raise ResourceUnavailableError(
+            f"cannot tell whether batch {batch} still has live jobs; nothing removed: "
+            f"{clip(reply.err) or clip(reply.out) or 'no reply'}"
+        )
