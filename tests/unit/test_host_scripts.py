@@ -17,20 +17,19 @@ from pathlib import Path
 import pytest
 
 from intercede import CopyVars, SubmissionSpec
-from intercede._batch import host
+from intercede._batch import host, remote
 from intercede._batch.layout import BATCH_SCRIPT
 from intercede._batch.staging import build_batch_archive
-
-SCRIPTS = Path(host.__file__).parent
+from intercede.config import LocalBatchConfig
 
 
 def source(name: str) -> str:
-    return (SCRIPTS / name).read_text()
+    return remote.source(name)
 
 
 def run(name: str, *args: str, stdin: bytes = b"", timeout: float = 30) -> str:
     """One script as the backend runs it: ``sh -c`` with its arguments bound by ``set --``."""
-    script = f"set -- {shlex.join(args)}\n{source(name)}"
+    script = remote.script(name, *args)
     done = subprocess.run(
         ["sh", "-c", script], input=stdin, capture_output=True, timeout=timeout, check=False
     )
@@ -56,8 +55,8 @@ class Site:
         exe.chmod(0o755)
         spec = SubmissionSpec(executable=str(exe))
         batch_dir = f"{self.root}/{batch}"
-        command = shlex.join([f"{batch_dir}/bin/{exe.name}"])
-        script = host.host_batch_script(spec, command, batch_dir, has_inputs=False, preamble="")
+        config = LocalBatchConfig(transport="local", work_root=str(self.root), scheduler="host")
+        script = host.host_batch_script(spec, config, batch_dir, exe.name, has_inputs=False)
         archive = build_batch_archive(spec, copies, batch_dir=batch_dir, script=script)
         started = time.monotonic()
         out = run(
@@ -71,7 +70,8 @@ class Site:
         )
         # detached: the submit's pipes closed although its copies still run
         assert time.monotonic() - started < 10
-        assert out.startswith("@@started ")
+        assert remote.marks(out, "slots") == [str(slots)]
+        assert remote.marks(out, "started")
         return [f"{batch}_{i}" for i in range(len(copies))]
 
     def lines(self, ids: list[str]) -> bytes:

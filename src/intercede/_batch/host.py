@@ -1,28 +1,30 @@
 """The ``host`` scheduler: copies run as detached processes on the resource itself, no batch
-system (DIRAC's SSH CE with ``BatchSystem = Host``, its default).
+system (DIRAC's SSH CE with ``BatchSystem = Host``, that CE's default).
 
 DIRAC's ``Host`` starts each copy with ``setsid`` in the background and later asks ``ps``
 whether its pid still runs. This one keeps those semantics and closes their gaps:
 
 - **Detached**: the submit unpacks the batch and starts one launcher per batch in its own
   session (``setsid``, every descriptor redirected), so the launcher and the copies outlive
-  the SSH session and the submit's channel closes at once.
+  the SSH session and the submit's channel closes at once (``host_submit.sh``).
 - **Slots**: at most ``slots`` copies run at a time under one ``work_root``. A slot is an
   ``flock`` on ``<work_root>/.host/slot.<k>`` that the launcher takes and hands to the copy it
   starts: the slot is held exactly as long as the copy's job script lives, however it ends.
-  Copies beyond the slots wait (``Waiting``) in their launcher.
+  Copies beyond the slots wait (``Waiting``) in their launcher (``host_launch.sh``).
 - **Status from the job's own files**: ``<copy>/pid`` (written by the launcher), ``<copy>/exit``
-  (written by the job script), ``<copy>/killed`` (written by ``kill``). A pid that is gone
-  with no exit code is ``Failed``, and so is a copy whose launcher died before starting it.
-  A pid counts as alive only while it leads its own session, as every copy does: a recycled
-  pid does not keep a dead copy ``Running``.
+  (written by the job script), ``<copy>/killed`` (written by ``kill``). A pid gone with no exit
+  code is ``Failed``, and so is a copy whose launcher died before starting it. A pid counts as
+  alive only while it leads its own session, as every copy does, and is not a zombie: a
+  recycled pid does not keep a dead copy ``Running`` (``host_status.sh``).
 - **Kill** signals the copy's process group (SIGTERM, SIGKILL 3 s later) or marks a waiting
-  copy so its launcher never starts it; status is ``Aborted`` then.
-- **Counts** are the live copies under ``work_root`` (running: a live pid; waiting: not yet
-  started by a live launcher).
+  copy so its launcher never starts it; status is ``Aborted`` then (``host_kill.sh``).
+- **Counts** are the live copies under ``work_root``: running (a live pid) and waiting (not
+  started yet by a live launcher) (``host_counts.sh``).
 
-A job id is ``<batch>_<index>``: the routing's two halves, so a handle whose id and routing
-disagree is refused before anything runs. Every operation is one round trip, like Slurm's.
+A job id is ``<batch>_<index>``, the routing's two halves, so ``layout.locate`` refuses a
+handle whose id and routing disagree before anything runs. Every operation is one round trip,
+as with Slurm; the wrapper's log is ``<batch>/logs/<id>.log`` as with Slurm, so output
+collection, diagnostics and purge are the backend's shared ones.
 """
 
 from __future__ import annotations
@@ -31,26 +33,33 @@ import re
 import shlex
 from collections.abc import Sequence
 
-from ..config import LocalBatchConfig, SSHBatchConfig
-from ..errors import (
-    ResourceUnavailableError,
-    SpecificationRejectedError,
-    SubmitUnavailableError,
-)
+from ..errors import ResourceUnavailableError, SpecificationRejectedError, SubmitUnavailableError
 from ..models import Explanation, JobStatus, LoadCounts, OpOutcome, SubmissionSpec
+from . import remote
 from .layout import JobLocation
+from .scheduler import (
+    BatchConfig,
+    Command,
+    Reply,
+    StatusView,
+    SubmitResult,
+    cleanup_outcome,
+    clip,
+)
+from .slurm import EXIT_LINE, quote_command
 
 __all__ = [
     "HOST_SCRIPTS",
     "JOB_ID",
     "HostScheduler",
+    "HostState",
     "check_resources",
     "host_batch_script",
-    "parse_host_status",
+    "parse_host_states",
 ]
 
-JOB_ID = re.compile(r"([0-9a-f]{32})_(0|[1-9][0-9]*)", re.ASCII)
-"""A host job id: ``<batch>_<index>`` (group 1: the batch)."""
+JOB_ID = re.compile(r"(?P<batch>[0-9a-f]{32})_(?P<index>0|[1-9][0-9]*)", re.ASCII)
+"""A host job id: ``<batch>_<index>`` (group 1: the batch, the group it was submitted in)."""
 
 HOST_SCRIPTS = (
     "host_submit.sh",
@@ -62,9 +71,17 @@ HOST_SCRIPTS = (
 )
 """The remote scripts of this scheduler (package files beside this module)."""
 
-EXIT_LINE = "intercede: exit code "
+STAGING_EXIT_CODES = {
+    90: "cannot create or enter the work root",
+    91: "cannot create the batch directory",
+    92: "cannot unpack the batch (disk full, quota, or the upload broke off)",
+    94: "the host lacks a tool the host scheduler needs",
+}
+"""Exit codes of ``host_submit.sh`` that started nothing (and left nothing behind)."""
 
-_STATES = {
+_PLACEHOLDER = re.compile(r"\{image\}|\{command\}")
+
+_STATUS = {
     "W": JobStatus.WAITING,
     "R": JobStatus.RUNNING,
     "K": JobStatus.ABORTED,
@@ -72,51 +89,82 @@ _STATES = {
     "X": JobStatus.FAILED,
     "U": JobStatus.UNKNOWN,
 }
-
-_STAGING_EXIT_CODES = {
-    90: "cannot create or enter the work root",
-    91: "cannot create the batch directory",
-    92: "cannot unpack the batch (disk full, quota, or the upload broke off)",
-    94: "the host lacks a tool the host scheduler needs",
+_REASON = {
+    "W": "waiting for a free slot on the host",
+    "K": "killed",
+    "L": "its launcher ended before starting it",
+    "X": "its process ended without writing an exit code",
 }
+_UNKNOWN = "unknown to the host (never existed, or purged)"
+
+
+class HostState:
+    """One job as ``host_status.sh`` reports it: a state letter and, when it ended, the
+    exit code its job script wrote."""
+
+    __slots__ = ("code", "letter")
+
+    def __init__(self, letter: str, code: str | None = None) -> None:
+        self.letter = letter
+        self.code = code
+
+    @property
+    def status(self) -> JobStatus:
+        if self.letter == "E":
+            return JobStatus.DONE if self.code == "0" else JobStatus.FAILED
+        return _STATUS.get(self.letter, JobStatus.UNKNOWN)
+
+    @property
+    def reason(self) -> str | None:
+        if self.letter == "E" and self.code != "0":
+            return f"exit code {self.code}"
+        return _REASON.get(self.letter)
 
 
 def check_resources(spec: SubmissionSpec) -> None:
-    """Refuse what one host cannot give: several nodes, GPUs, a whole node, a named queue.
+    """Refuse what one host cannot give: several nodes, GPUs, the whole host, a named queue.
     ``cpus`` and ``memory_mb`` are accepted and not enforced (a slot is a slot, as in DIRAC's
-    Host); ``wall_time_s`` is enforced by ``timeout``."""
+    ``Host``); ``wall_time_s`` is enforced with ``timeout``."""
     resources = spec.resources
-    if resources.nodes != 1:
-        raise SpecificationRejectedError(
-            "the host scheduler runs each copy on the one host; ask for 1 node",
-            field="resources.nodes",
-        )
-    if resources.gpus:
-        raise SpecificationRejectedError(
-            "the host scheduler has no GPUs to allocate", field="resources.gpus"
-        )
-    if resources.whole_node:
-        raise SpecificationRejectedError(
-            "the host scheduler cannot reserve the whole host", field="resources.whole_node"
-        )
-    if resources.queue is not None:
-        raise SpecificationRejectedError(
-            "the host scheduler has no queues", field="resources.queue"
-        )
+    refusals = (
+        (resources.nodes != "1", "resources.nodes", "each copy runs on the one host; ask for 1"),
+        (bool(resources.gpus), "resources.gpus", "the host scheduler allocates no GPUs"),
+        (resources.whole_node, "resources.whole_node", "the host scheduler cannot reserve it"),
+        (resources.queue is not None, "resources.queue", "the host scheduler has no queues"),
+    )
+    for refused, field, why in refusals:
+        if refused:
+            raise SpecificationRejectedError(why, field=field)
 
 
-def host_batch_script(spec: SubmissionSpec, command: str, batch_dir: str, *, has_inputs: bool,
-                      preamble: str) -> str:
+def host_batch_script(
+    spec: SubmissionSpec, config: BatchConfig, batch_dir: str, executable_name: str, *,
+    has_inputs: bool,
+) -> str:  # fmt: skip
     """The job script every copy runs (``bash job.sh <index>``, started by the launcher with
-    the slot's lock on fd 9, which the payload does not inherit). Its last act is the copy's
-    exit code in ``<copy>/exit`` (written whole, then renamed): the file status reads."""
+    the slot's lock on fd 9, which the payload does not inherit). Its last act writes the
+    copy's exit code to ``<copy>/exit`` (whole, then renamed): the file status reads.
+
+    bash, as Slurm's batch script (site preambles are written for it). Secrets never appear
+    here: each copy's ``env`` file exports only their paths.
+    """
+    check_resources(spec)
+    command = quote_command(
+        [f"{batch_dir}/bin/{executable_name}", *spec.arguments], field="executable"
+    )
+    if spec.container_image is not None and config.container_launcher is not None:
+        values = {"{image}": shlex.quote(spec.container_image), "{command}": command}
+        command = _PLACEHOLDER.sub(lambda m: values[m.group(0)], config.container_launcher)
+    wall = spec.resources.wall_time_s
+    if wall is not None:  # TERM at the limit, KILL 30 s later; exit code 124 (Failed)
+        command = f"timeout -k 30 {wall} {command}"
     exports = "".join(
         f"export {name}={shlex.quote(value)}\n" for name, value in spec.environment.items()
     )
     b = shlex.quote(batch_dir)
-    wall = spec.resources.wall_time_s
-    run = f"timeout -k 30 {wall} " if wall is not None else ""
-    stage_inputs = f'cp -R {b}/inputs/. . || {{ echo "intercede: staging inputs failed"; end 96; }}\n'
+    stage_inputs = (
+        f'cp -R {b}/inputs/. . || {{ echo "intercede: staging inputs failed"; end 96; }}\n'
+    )
     return (
         "#!/bin/bash\n"
         "# interCEde host job script: copy $1 of the batch; its slot's lock is on fd 9.\n"
@@ -125,16 +173,15 @@ def host_batch_script(spec: SubmissionSpec, command: str, batch_dir: str, *, has
         'end() { echo "$1" >"$d/exit.tmp" && mv -f "$d/exit.tmp" "$d/exit"; exit "$1"; }\n'
         'mkdir -p "$d/work" && cd "$d/work" ||'
         ' { echo "intercede: no working directory $d/work"; end 97; }\n'
-        'echo "intercede: copy $i, job $(basename "$(dirname "$d")")_$i,'
+        f'echo "intercede: copy $i, job {shlex.quote(batch_dir.rsplit("/", 1)[-1])}_$i,'
         ' started on $(hostname) at $(date -u +%Y-%m-%dT%H:%M:%SZ)"\n'
         + (stage_inputs if has_inputs else "")
         + "export INTERCEDE_COPY_INDEX=$i\n"
         + exports
         + '. "$d/env"\n'
         'exec 3>&1 >"$d/stdout" 2>"$d/stderr"\n'
-        + (preamble.rstrip("\n") + "\n" if preamble else "")
+        + (config.preamble.rstrip("\n") + "\n" if config.preamble else "")
         + "{\n"
-        + run
         + command
         + "\n} 9>&-\n"
         "rc=$?\n"
@@ -143,40 +190,159 @@ def host_batch_script(spec: SubmissionSpec, command: str, batch_dir: str, *, has
     )
 
 
-def parse_host_status(out: str, jobs: Sequence[JobLocation]) -> dict[str, JobStatus]:
-    """``<id> <state> [rc]`` lines up to ``@@end`` → a status for every job (``Unknown`` for
-    one the reply left out). Raises when the reply is cut short (no ``@@end``)."""
-    found: dict[str, JobStatus] = {}
-    complete = False
+def parse_host_states(out: str) -> dict[str, HostState] | None:
+    """``<id> <letter> [code]`` lines up to ``@@end`` (``None`` when the reply was cut short
+    before it: nothing in it can be trusted to be complete)."""
+    found: dict[str, HostState] = {}
     for line in out.splitlines():
-        if line == "@@end":
-            complete = True
-            break
+        if line == f"{remote.MARK}end":
+            return found
         parts = line.split()
-        if len(parts) < 2:
-            continue
-        job_id, state = parts[0], parts[1]
-        if state == "E":
-            code = parts[2] if len(parts) > 2 else ""
-            found[job_id] = (
-                JobStatus.DONE if code == "0" else JobStatus.FAILED
-            )
-        elif state in _STATES:
-            found[job_id] = _STATES[state]
-    if not complete:
-        raise ResourceUnavailableError("the host's status reply was cut short")
-    return {job.job_id: found.get(job.job_id, JobStatus.UNKNOWN) for job in jobs}
+        if len(parts) >= 2:
+            found[parts[0]] = HostState(parts[1], parts[2] if len(parts) > 2 else None)
+    return None
+
+
+def _job_lines(jobs: Sequence[JobLocation]) -> bytes:
+    return "".join(f"{job.job_id} {job.batch} {job.index}\n" for job in jobs).encode()
 
 
 class HostScheduler:
-    """Placeholder until the scheduler seam lands; see the module docstring."""
+    """The ``host`` scheduler behind the ``Scheduler`` seam (``scheduler = "host"``); see the
+    module docstring. It holds no state: the slots come from the config at every submit."""
 
     name = "host"
     label = "host"
     job_id_pattern = JOB_ID
 
-    def __init__(self, config: SSHBatchConfig | LocalBatchConfig) -> None:
-        self._config = config
+    # --- submit ------------------------------------------------------------------------------
 
+    def batch_script(
+        self, spec: SubmissionSpec, config: BatchConfig, batch_dir: str, executable_name: str,
+        *, has_inputs: bool,
+    ) -> str:  # fmt: skip
+        return host_batch_script(spec, config, batch_dir, executable_name, has_inputs=has_inputs)
 
-_unused = (SubmitUnavailableError, Explanation, LoadCounts, OpOutcome, _STAGING_EXIT_CODES)
+    def submit_command(
+        self, spec: SubmissionSpec, config: BatchConfig, batch: str, copies: int
+    ) -> Command:
+        return Command(
+            remote.script(
+                "host_submit.sh",
+                config.work_root,
+                batch,
+                str(copies),
+                str(config.slots or 0),
+                remote.source("host_launch.sh"),
+            ),
+            transfer=True,
+            idempotent=False,
+        )
+
+    def submit_result(
+        self, reply: Reply, config: BatchConfig, batch: str, copies: int
+    ) -> SubmitResult:
+        if not remote.marks(reply.out, "started"):
+            text = clip(reply.err) or f"exit code {reply.rc}"
+            if reply.rc in STAGING_EXIT_CODES:
+                raise ResourceUnavailableError(
+                    f"{STAGING_EXIT_CODES[reply.rc]} under {config.work_root}; nothing was "
+                    f"started: {text}"
+                )
+            raise SubmitUnavailableError(f"submission failed: {text}", batch=batch)
+        slots = remote.marks(reply.out, "slots")
+        return SubmitResult(
+            job_ids={index: f"{batch}_{index}" for index in range(copies)},
+            groups=(f"0+{copies} on {slots[0] if slots else '?'} slot(s)",),
+        )
+
+    # --- status ------------------------------------------------------------------------------
+
+    def _states(self, reply: Reply, what: str) -> dict[str, HostState]:
+        states = parse_host_states(reply.out)
+        if states is None:
+            raise ResourceUnavailableError(
+                f"{what} failed on the host: {clip(reply.err) or f'exit code {reply.rc}'}"
+            )
+        return states
+
+    def status_command(
+        self, config: BatchConfig, jobs: Sequence[JobLocation], *, chunks: bool = False
+    ) -> Command:
+        # No chunk record: a host job id spells its routing (checked by layout.locate).
+        return Command(remote.script("host_status.sh", config.work_root), stdin=_job_lines(jobs))
+
+    def status_result(self, reply: Reply, jobs: Sequence[JobLocation]) -> StatusView:
+        states = self._states(reply, "status query")
+        return StatusView(
+            statuses={
+                job.job_id: states[job.job_id].status if job.job_id in states else JobStatus.UNKNOWN
+                for job in jobs
+            }
+        )
+
+    # --- kill --------------------------------------------------------------------------------
+
+    def kill_command(self, config: BatchConfig, jobs: Sequence[JobLocation]) -> Command:
+        return Command(remote.script("host_kill.sh", config.work_root), stdin=_job_lines(jobs))
+
+    def kill_result(
+        self, reply: Reply, config: BatchConfig, jobs: Sequence[JobLocation]
+    ) -> dict[str, OpOutcome]:
+        done = self._states(reply, "kill")
+        result: dict[str, OpOutcome] = {}
+        for job in jobs:
+            what = done.get(job.job_id)
+            word, code = (what.letter, what.code) if what else ("", None)
+            if word in ("killed", "dequeued", "killed-before"):
+                result[job.job_id] = OpOutcome(ok=True)
+            elif word == "ended":
+                status = JobStatus.DONE if code == "0" else JobStatus.FAILED
+                result[job.job_id] = OpOutcome(
+                    ok=False, reason=f"already finished ({status.value})"
+                )
+            elif word == "lost":
+                result[job.job_id] = OpOutcome(
+                    ok=False, reason=f"already finished (Failed: {_REASON['X']})"
+                )
+            else:
+                result[job.job_id] = OpOutcome(ok=False, reason=_UNKNOWN)
+        return result
+
+    # --- counts and explain ------------------------------------------------------------------
+
+    def counts_command(self, config: BatchConfig) -> Command:
+        return Command(remote.script("host_counts.sh", config.work_root))
+
+    def counts_result(self, reply: Reply) -> LoadCounts:
+        found = remote.marks(reply.out, "counts")
+        numbers = found[0].split() if found else []
+        if reply.rc != 0 or len(numbers) != 2 or not all(n.isdigit() for n in numbers):
+            raise ResourceUnavailableError(
+                f"counting the host's jobs failed: {clip(reply.err) or f'exit code {reply.rc}'}"
+            )
+        return LoadCounts(running=int(numbers[0]), waiting=int(numbers[1]))
+
+    def explain_command(self, config: BatchConfig, jobs: Sequence[JobLocation]) -> Command:
+        return self.status_command(config, jobs)
+
+    def explain_result(
+        self, reply: Reply, jobs: Sequence[JobLocation]
+    ) -> dict[str, Explanation | OpOutcome]:
+        states = self._states(reply, "explain")
+        result: dict[str, Explanation | OpOutcome] = {}
+        for job in jobs:
+            state = states.get(job.job_id)
+            if state is None or state.status is JobStatus.UNKNOWN:
+                result[job.job_id] = OpOutcome(ok=False, reason=_UNKNOWN)
+            else:
+                result[job.job_id] = Explanation(status=state.status, reason=state.reason)
+        return result
+
+    # --- cleanup of a submit in doubt --------------------------------------------------------
+
+    def cleanup_command(self, config: BatchConfig, batch: str) -> Command:
+        return Command(remote.script("host_cleanup.sh", config.work_root, batch))
+
+    def cleanup_result(self, reply: Reply, batch: str) -> OpOutcome:
+        return cleanup_outcome(reply, batch)

@@ -7,6 +7,9 @@
 cd "$1" 2>/dev/null || { sed 's/ .*/ unknown/'; echo @@end; exit 0; }
 exec 8>".host/launch.lock" || exit 5
 flock -w 20 8 || { echo "the host launch lock stayed busy" >&2; exit 5; }
+# Process groups with a live (not zombie) member; no copy starts while we hold the lock.
+groups_alive() { ps -u "$(id -u)" -o pgid= -o stat= | awk '$2 !~ /^Z/ { printf "%s ", $1 }'; }
+live=" $(groups_alive)"
 groups=
 while read -r id b i; do
   d=$b/$i
@@ -18,7 +21,7 @@ while read -r id b i; do
     : >"$d/killed"; echo "$id dequeued"; continue
   fi
   read -r p <"$d/pid"
-  if kill -s 0 -- "-$p" 2>/dev/null || kill -0 "$p" 2>/dev/null; then
+  if case "$live" in *" $p "*) true ;; *) false ;; esac; then
     : >"$d/killed"
     kill -s TERM -- "-$p" 2>/dev/null || kill -s TERM "$p" 2>/dev/null
     groups="$groups $p"
@@ -31,7 +34,7 @@ flock -u 8
 # Wait for the groups to end (zombies do not count: nobody may reap them soon).
 n=0
 while [ -n "$groups" ] && [ "$n" -lt 30 ]; do
-  live=" $(ps -u "$(id -u)" -o pgid= -o stat= | awk '$2 !~ /^Z/ { printf "%s ", $1 }')"
+  live=" $(groups_alive)"
   left=
   for p in $groups; do
     case "$live" in *" $p "*) left="$left $p" ;; esac

@@ -31,7 +31,15 @@ from .layout import (
     parse_chunk_record,
     recorded_job_id,
 )
-from .scheduler import BatchConfig, Command, Reply, StatusView, SubmitResult, clip
+from .scheduler import (
+    BatchConfig,
+    Command,
+    Reply,
+    StatusView,
+    SubmitResult,
+    cleanup_outcome,
+    clip,
+)
 
 __all__ = [
     "CHUNKS",
@@ -918,28 +926,4 @@ class SlurmScheduler:
         return Command(cleanup_script(config.work_root, batch))
 
     def cleanup_result(self, reply: Reply, batch: str) -> OpOutcome:
-        parts = remote.sections(reply.out)
-        words = {part.word for part in parts}
-        live = [part.arg.split(" ", 1) for part in parts if part.word == "live"]
-        if live:
-            listed = ", ".join(f"{job} ({' '.join(state)})" for job, *state in live[:20])
-            more = f" and {len(live) - 20} more" if len(live) > 20 else ""
-            return OpOutcome(
-                ok=False,
-                reason=f"not removed: {len(live)} job(s) of batch {batch} still queued or "
-                f"running: {listed}{more}; cancel them first",
-            )
-        if "busy" in words:
-            return OpOutcome(
-                ok=False,
-                reason=f"not removed: the submit of batch {batch} is still running on the "
-                "resource; try again shortly",
-            )
-        if "removed" in words:
-            return OpOutcome(ok=True)
-        if "gone" in words:
-            return OpOutcome(ok=True, reason="already gone")
-        raise ResourceUnavailableError(
-            f"cannot tell whether batch {batch} still has live jobs; nothing removed: "
-            f"{clip(reply.err) or clip(reply.out) or 'no reply'}"
-        )
+        return cleanup_outcome(reply, batch)
