@@ -26,16 +26,28 @@ class InterCEdeError(Exception):
     """Root of every error interCEde raises."""
 
 
-class ConfigurationError(InterCEdeError, ValueError):
+class _NamesField(InterCEdeError):
+    """An error that can name the field to blame: ``field`` is kept and leads the message."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class _NamesBatch(InterCEdeError):
+    """An error about a submit in doubt: ``batch`` is kept and ends the message."""
+
+    def __init__(self, message: str, *, batch: str) -> None:
+        self.batch = batch
+        super().__init__(f"{message} [batch {batch}]")
+
+
+class ConfigurationError(_NamesField, ValueError):
     """Backend configuration is invalid: unknown kind, missing field, bad value.
 
     ``field`` is the dotted path of the offending field (``"queues.main.port"``), when one is
     to blame, so the message can point at the exact key a user has to fix.
     """
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        self.field = field
-        super().__init__(f"{field}: {message}" if field else message)
 
 
 class AuthenticationError(InterCEdeError):
@@ -56,15 +68,11 @@ class OperationCancelledError(InterCEdeError):
     ``interrupt()``, used by a supervisor stopping worker threads); its outcome is unknown."""
 
 
-class SpecificationRejectedError(InterCEdeError, ValueError):
+class SpecificationRejectedError(_NamesField, ValueError):
     """The backend refuses this submission at submit time, before anything ran.
 
     ``field`` names the part of the spec that cannot be honoured (``"outputs.members[0]"``).
     """
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        self.field = field
-        super().__init__(f"{field}: {message}" if field else message)
 
 
 class RunningLoopError(InterCEdeError, RuntimeError):
@@ -79,7 +87,7 @@ class BackendClosedError(InterCEdeError, RuntimeError):
     """The backend (or the sync facade over it) was used after ``close()``."""
 
 
-class SubmitUnavailableError(ResourceUnavailableError):
+class SubmitUnavailableError(_NamesBatch, ResourceUnavailableError):
     """A submit failed in a way that leaves its outcome in doubt: some copies may have been
     accepted before the connection or the scheduler went away.
 
@@ -87,15 +95,7 @@ class SubmitUnavailableError(ResourceUnavailableError):
     reconcile instead of resubmitting blindly and leaving unmonitored duplicates.
     """
 
-    def __init__(self, message: str, *, batch: str) -> None:
-        self.batch = batch
-        super().__init__(f"{message} [batch {batch}]")
 
-
-class SubmitTimeoutError(OperationTimeoutError):
+class SubmitTimeoutError(_NamesBatch, OperationTimeoutError):
     """A submit ran out of time with its outcome in doubt; ``batch`` as for
     :class:`SubmitUnavailableError`."""
-
-    def __init__(self, message: str, *, batch: str) -> None:
-        self.batch = batch
-        super().__init__(f"{message} [batch {batch}]")

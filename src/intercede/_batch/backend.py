@@ -4,8 +4,9 @@ Every operation is one or two remote shell commands whatever the number of jobs 
 status 1, kill 1, counts 1, diagnostics 1, purge 2, get_output 2), which is what lets a site
 queue fill with a thousand pilots in well under a second. Id and path lists travel on the
 command's stdin, so the command line has the same size for any N. The backend stores no jobs:
-a handle carries the Slurm id and the job's directory, and every answer is derived from the
-resource. Each operation runs under one deadline (``command_timeout_s``, or
+a handle carries the scheduler's job id and the job's directory, and every answer is derived
+from the resource. What differs between batch systems is behind ``scheduler.Scheduler``.
+Each operation runs under one deadline (``command_timeout_s``, or
 ``transfer_timeout_s`` for submit and get_output) that covers everything it waits for: the
 credential provider, a free channel, connecting, building the archive and the commands.
 """
@@ -261,7 +262,8 @@ class BatchBackend:
     async def submit(
         self, spec: SubmissionSpec, copies: int | Sequence[CopyVars] = 1
     ) -> Submission:
-        """N copies = one tar stream + ``sbatch --array`` (chunked remotely): one round trip.
+        """N copies = one tar stream + the scheduler's submit command (Slurm: ``sbatch --array``,
+        chunked remotely): one round trip.
 
         When the outcome is in doubt (timeout, lost connection, unreadable reply) the error
         carries the batch id (``SubmitTimeoutError``/``SubmitUnavailableError``): its jobs
@@ -333,7 +335,7 @@ class BatchBackend:
         return self._scheduler.status_result(await self._run(command), jobs)
 
     async def get_status(self, handles: Sequence[JobHandle]) -> Mapping[JobID, JobStatus]:
-        """One ``squeue`` + ``sacct`` command for any N; unknown ids are ``Unknown``.
+        """One status query for any N (Slurm: ``squeue`` + ``sacct``); unknown ids are ``Unknown``.
 
         Raises ``ResourceUnavailableError`` when both commands fail (an outage must not look
         like a queue of forgotten jobs). A job neither command knows (no accounting, or
@@ -351,8 +353,9 @@ class BatchBackend:
     # --- kill --------------------------------------------------------------------------------
 
     async def kill(self, handles: Sequence[JobHandle]) -> Mapping[JobID, OpOutcome]:
-        """One command: status, one ``scancel`` (ranges per array) of the arrays squeue shows
-        with our user and ``job_name``, status again."""
+        """One command: state before, the kill of the live jobs that are ours, state after
+        (Slurm: one ``scancel`` of ranges per array, only for arrays squeue shows with our user
+        and ``job_name``)."""
         async with self._operation("kill", handles) as (jobs, refused):
             result: dict[JobID, OpOutcome] = {**refused}
             if not jobs:
@@ -439,7 +442,7 @@ class BatchBackend:
 
     async def purge(self, handles: Sequence[JobHandle]) -> Mapping[JobID, OpOutcome]:
         """Remove job directories (secrets included) and logs; a live job is left alone, and
-        so is a directory whose batch records another Slurm id for that copy."""
+        so is a directory whose batch records another job id for that copy."""
         async with self._operation("purge", handles) as (jobs, refused):
             result: dict[JobID, OpOutcome] = {**refused}
             if not jobs:
@@ -490,8 +493,8 @@ class BatchBackend:
 
         Idempotent (a batch already gone is ``ok`` with reason ``"already gone"``). Refused
         (``ok=False``, nothing removed) while the submit still runs on the resource or while
-        any of the batch's jobs is queued or running: the reason lists them by Slurm id. Raises
-        ``ResourceUnavailableError`` when squeue cannot say (nothing is removed then).
+        any of the batch's jobs is queued or running: the reason lists them by job id. Raises
+        ``ResourceUnavailableError`` when the scheduler cannot say (nothing is removed then).
         """
         if not isinstance(batch, str) or not _BATCH.fullmatch(batch):
             raise SpecificationRejectedError(
@@ -511,7 +514,7 @@ class BatchBackend:
         self, handles: Sequence[JobHandle], name: str | None = None
     ) -> Mapping[JobID, Diagnostics | OpOutcome]:
         """The last MiB of a file of each job: its stdout (``None`` or ``":stdout"``), its
-        stderr (``":stderr"``), the wrapper's Slurm log (``":log"``), or ``name`` in its
+        stderr (``":stderr"``), the wrapper's scheduler log (``":log"``), or ``name`` in its
         working directory."""
         if name is not None and name not in DIAGNOSTIC_STREAMS and not is_contained(name):
             raise SpecificationRejectedError(
@@ -585,7 +588,7 @@ class BatchBackend:
     # --- load --------------------------------------------------------------------------------
 
     async def counts(self) -> LoadCounts:
-        """Running/waiting tasks with our user, job name and partition: one squeue."""
+        """Running/waiting jobs with our user, job name and queue: one query."""
         with self._deadline("counts"):
             await self._begin()
             reply = await self._run(self._scheduler.counts_command(self._config))
@@ -596,8 +599,8 @@ class BatchBackend:
     async def explain(
         self, handles: Sequence[JobHandle]
     ) -> Mapping[JobID, Explanation | OpOutcome]:
-        """One command: squeue's state, pending reason and partition of each job, and the state
-        of every partition; a job squeue no longer shows gets an ``OpOutcome``."""
+        """One command: the scheduler's state, pending reason and queue of each job, and the
+        state of every queue; a job the scheduler no longer shows gets an ``OpOutcome``."""
         async with self._operation("explain", handles) as (jobs, refused):
             result: dict[JobID, Explanation | OpOutcome] = {**refused}
             if not jobs:

@@ -34,7 +34,9 @@ from typing import IO
 
 from ..errors import ResourceUnavailableError
 from ..models import JobOutput, OpOutcome
-from .layout import JobLocation, parse_chunk_record
+from . import layout
+from .layout import JobLocation
+from .remote import MARK, Section, sections
 from .remote import script as remote_script
 from .staging import escapes, is_contained, matches_member
 
@@ -86,41 +88,23 @@ def listing_script(work_root: str) -> str:
 
 def chunk_records(stdout: bytes) -> dict[str, tuple[tuple[int, int, str], ...]]:
     """Each listed batch's chunk record (``<batch>/chunks``), for checking handles."""
-    head = stdout.partition(b"@@find\n")[0].decode("utf-8", errors="replace")
-    records: dict[str, tuple[tuple[int, int, str], ...]] = {}
-    batch: str | None = None
-    body: list[str] = []
-    for line in head.splitlines():
-        if line.startswith("@@chunks "):
-            batch, body = line.split(maxsplit=1)[1], []
-        elif line == "@@end" and batch is not None:
-            records[batch] = parse_chunk_record("\n".join(body))
-            batch = None
-        elif batch is not None:
-            body.append(line)
-    return records
+    return layout.chunk_records(_head(stdout))
 
 
 def parse_listing(stdout: bytes) -> tuple[dict[str, dict[str, object]], dict[str, Entry]]:
     """(manifest per batch, entry per path relative to work_root)."""
-    head, _, found = stdout.partition(b"@@find\n")
     manifests: dict[str, dict[str, object]] = {}
-    batch: str | None = None
-    body: list[str] = []
-    for line in head.decode("utf-8", errors="replace").splitlines():
-        if line.startswith("@@manifest "):
-            batch, body = line.split(maxsplit=1)[1], []
-        elif line == "@@end" and batch is not None:
-            text = "".join(body).strip()
-            try:
-                data = json.loads(text) if text else None
-            except json.JSONDecodeError:
-                data = None
-            if isinstance(data, dict):
-                manifests[batch] = data
-            batch = None
-        elif batch is not None:
-            body.append(line)
+    for part in _head(stdout):
+        if part.word != "manifest":
+            continue
+        text = "".join(part.lines).strip()
+        try:
+            data = json.loads(text) if text else None
+        except json.JSONDecodeError:
+            data = None
+        if isinstance(data, dict):
+            manifests[part.arg] = data
+    found = stdout.partition(_FIND)[2]
     entries: dict[str, Entry] = {}
     fields = found.split(b"\0")
     for record, link in zip(fields[0::2], fields[1::2], strict=False):
@@ -132,6 +116,14 @@ def parse_listing(stdout: bytes) -> tuple[dict[str, dict[str, object]], dict[str
             kind=kind.decode(errors="replace"), size=int(size), link=os.fsdecode(link)
         )
     return manifests, entries
+
+
+_FIND = f"{MARK}find\n".encode()
+
+
+def _head(stdout: bytes) -> list[Section]:
+    """The text part of the listing (before ``@@find``: the find records are binary)."""
+    return sections(stdout.partition(_FIND)[0].decode("utf-8", errors="replace"))
 
 
 @dataclass
@@ -491,6 +483,6 @@ def _publish(staging: Path, dest: Path, job_id: str, skipped: Mapping[str, str])
 
 def check_listing(rc: int, stdout: bytes, stderr: bytes, work_root: str) -> None:
     """A listing without its marker means the command did not run as written."""
-    if rc != 0 or b"@@find\n" not in stdout:
+    if rc != 0 or _FIND not in stdout:
         problem = stderr.decode(errors="replace").strip()
         raise ResourceUnavailableError(f"cannot list {work_root}: {problem or f'exit code {rc}'}")

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..models import JobHandle
+from .remote import MARK, Section
 
 __all__ = [
     "BATCH_SCRIPT",
@@ -33,6 +34,7 @@ __all__ = [
     "MANIFEST",
     "ChunkRecords",
     "JobLocation",
+    "chunk_records",
     "handle_mismatch",
     "locate",
     "parse_chunk",
@@ -161,3 +163,21 @@ def handle_mismatch(
         f"copy {index} of batch {batch} is {label} job {recorded or 'none'}, not {job_id} "
         "(a stale or altered handle?)"
     )
+
+
+def chunk_records(parts: Iterable[Section]) -> dict[str, tuple[tuple[int, int, str], ...]]:
+    """Each ``@@chunks <batch>`` part of a reply with the ``@@chunk`` lines that follow it
+    (unreadable ones skipped): the batch's record as a script printed it."""
+    records: dict[str, list[tuple[int, int, str]]] = {}
+    batch: str | None = None
+    for part in parts:
+        if part.word == "chunks":
+            batch = part.arg
+            records.setdefault(batch, [])
+        elif part.word == "chunk" and batch is not None:
+            chunk = parse_chunk(f"{MARK}chunk {part.arg}")
+            if chunk is not None:
+                records[batch].append(chunk)
+        else:
+            batch = None
+    return {batch: tuple(chunks) for batch, chunks in records.items()}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import subprocess
+from collections.abc import AsyncIterator
 
 import anyio
 from anyio.abc import ByteReceiveStream, Process
 
 from ..errors import BackendClosedError, OperationTimeoutError, ResourceUnavailableError
-from .transport import STDERR_LIMIT, CommandResult, Sink, StdoutCollector, task_group
+from .transport import CommandResult, Sink, StdoutCollector, exchange
 
 __all__ = ["LocalTransport"]
 
@@ -62,8 +63,6 @@ class LocalTransport:
 
 
 async def _exchange(process: Process, stdin: bytes | None, out: StdoutCollector) -> CommandResult:
-    err: list[bytes] = []
-
     async def feed() -> None:
         pipe = process.stdin
         if pipe is None:
@@ -76,20 +75,10 @@ async def _exchange(process: Process, stdin: bytes | None, out: StdoutCollector)
         finally:
             await pipe.aclose()
 
-    async def drain(stream: ByteReceiveStream | None, into: list[bytes]) -> None:
-        size = 0
-        if stream is None:
-            return
-        async for chunk in stream:
-            if size < STDERR_LIMIT:
-                into.append(chunk)
-            size += len(chunk)
+    return await exchange(feed, _stream(process.stdout), _stream(process.stderr), process.wait, out)
 
-    async with task_group() as group:
-        group.start_soon(feed)
-        group.start_soon(drain, process.stderr, err)
-        if process.stdout is not None:
-            async for chunk in process.stdout:
-                await out.add(chunk)
-    rc = await process.wait()
-    return CommandResult(rc, out.value(), b"".join(err))
+
+async def _stream(stream: ByteReceiveStream | None) -> AsyncIterator[bytes]:
+    if stream is not None:
+        async for chunk in stream:
+            yield chunk

@@ -26,6 +26,7 @@ from . import remote
 from .layout import (
     CHUNKS,
     JobLocation,
+    chunk_records,
     handle_mismatch,
     parse_chunk,
     parse_chunk_record,
@@ -546,6 +547,10 @@ def parse_status_reply(stdout: str, wanted: Iterable[str]) -> StatusReply:
     squeue (live view) wins, except where it still says COMPLETING and sacct already has the
     final state.
     """
+    return _read_status(remote.sections(stdout), wanted)
+
+
+def _read_status(parts: Sequence[remote.Section], wanted: Iterable[str]) -> StatusReply:
     want = set(wanted)
     live: dict[str, str] = {}
     accounted: dict[str, str] = {}
@@ -555,25 +560,18 @@ def parse_status_reply(stdout: str, wanted: Iterable[str]) -> StatusReply:
     accounted_whole: dict[str, str] = {}
     rcs: dict[str, int] = {}
     exits: dict[str, int] = {}
-    chunks: dict[str, list[tuple[int, int, str]]] = {}
     ours: set[str] = set()
     cancelled: set[str] = set()
     mode = "squeue"
-    batch = ""
     complete = False
-    for part in remote.sections(stdout):
+    for part in parts:
         if part.word in ("squeue", "sacct", "exits", "cancelled"):
             mode = part.word
         elif part.word == "rc":
             name, _, code = part.arg.partition(" ")
             rcs[name] = int(code) if code.lstrip("-").isdigit() else -1
         elif part.word == "chunks":
-            mode, batch = "chunks", part.arg
-            chunks.setdefault(batch, [])
-        elif part.word == "chunk" and mode == "chunks":
-            chunk = parse_chunk(f"{remote.MARK}chunk {part.arg}")
-            if chunk is not None:
-                chunks[batch].append(chunk)
+            mode = "chunks"
         elif part.word == "ours":
             ours.add(part.arg.strip())
         elif part.word == "end":
@@ -608,7 +606,7 @@ def parse_status_reply(stdout: str, wanted: Iterable[str]) -> StatusReply:
         squeue_ok=rcs["squeue"] == 0 if "squeue" in rcs else None,
         sacct_ok=rcs["sacct"] == 0 if "sacct" in rcs else None,
         exits={job_id: code for job_id, code in exits.items() if job_id in want},
-        chunks={b: tuple(c) for b, c in chunks.items()},
+        chunks=chunk_records(parts),
         ours=frozenset(ours),
         complete=complete,
         cancelled=frozenset(cancelled),
@@ -871,10 +869,13 @@ class SlurmScheduler:
         self, reply: Reply, config: BatchConfig, jobs: Sequence[JobLocation]
     ) -> dict[str, OpOutcome]:
         ids = [job.job_id for job in jobs]
-        before_text, marker, after_text = reply.out.partition(f"{remote.MARK}after\n")
-        before = parse_status_reply(before_text + f"{remote.MARK}end\n", ids)
-        after = parse_status_reply(after_text, ids)
-        if not marker or not after.complete or not before.squeue_ok or not after.squeue_ok:
+        parts = remote.sections(reply.out)
+        split = next((i for i, part in enumerate(parts) if part.word == "after"), None)
+        if split is None:
+            raise ResourceUnavailableError(f"scancel failed (squeue): {clip(reply.err)}")
+        before = _read_status([*parts[:split], remote.Section("end", "", ())], ids)
+        after = _read_status([remote.Section("", "", parts[split].lines), *parts[split + 1 :]], ids)
+        if not after.complete or not before.squeue_ok or not after.squeue_ok:
             raise ResourceUnavailableError(f"scancel failed (squeue): {clip(reply.err)}")
         result: dict[str, OpOutcome] = {}
         for job in jobs:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import shlex
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import anyio
@@ -39,7 +40,7 @@ from ..errors import (
     OperationTimeoutError,
     ResourceUnavailableError,
 )
-from .transport import STDERR_LIMIT, CommandResult, Sink, StdoutCollector, task_group
+from .transport import CommandResult, Sink, StdoutCollector, exchange
 
 _log = logging.getLogger("intercede.ssh")
 
@@ -85,8 +86,8 @@ class SSHTransport:
         self.resource = f"{config.user}@{config.host}:{config.port}"
         self.connections_opened = 0
         self.round_trips = 0
-        self._conn: Any = None
-        self._jump: Any = None
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._jump: asyncssh.SSHClientConnection | None = None
         self._connect_lock = anyio.Lock()
         self._channels = anyio.Semaphore(MAX_CHANNELS)
         self._closed = False
@@ -94,7 +95,7 @@ class SSHTransport:
 
     # --- connection ------------------------------------------------------------------------
 
-    async def _connection(self) -> Any:
+    async def _connection(self) -> asyncssh.SSHClientConnection:
         async with self._connect_lock:
             self._check_open()
             if self._conn is not None and not self._conn.is_closed():
@@ -118,6 +119,8 @@ class SSHTransport:
                 self._check_open()
             self.connections_opened += 1
             _log.debug("%s: connected (connection %d)", self.resource, self.connections_opened)
+            if self._conn is None:  # _open_all sets it or raises
+                raise ResourceUnavailableError(f"{self.resource}: no connection after login")
             return self._conn
 
     def _check_open(self) -> None:
@@ -159,8 +162,14 @@ class SSHTransport:
             raise
 
     async def _open(
-        self, host: str, port: int, user: str, creds: CredentialSet, *, tunnel: Any
-    ) -> Any:
+        self,
+        host: str,
+        port: int,
+        user: str,
+        creds: CredentialSet,
+        *,
+        tunnel: asyncssh.SSHClientConnection | None,
+    ) -> asyncssh.SSHClientConnection:
         auth: dict[str, Any]
         if self._config.auth == "key":
             key = creds.get(SSHPrivateKey)
@@ -310,7 +319,9 @@ class SSHTransport:
                     ) from None
                 raise _Dropped(str(exc) or type(exc).__name__) from None
 
-    async def _open_channel(self, conn: Any, command: str) -> Any:
+    async def _open_channel(
+        self, conn: asyncssh.SSHClientConnection, command: str
+    ) -> asyncssh.SSHClientProcess[bytes]:
         """A new channel; refused while the connection is up (the server's ``MaxSessions``,
         shared with other clients of the account), ask again after a pause until the
         command's deadline, without touching the connection other commands run on."""
@@ -325,16 +336,15 @@ class SSHTransport:
                 await anyio.sleep(pause)
                 pause = min(pause * 2, longest)
 
-    async def _forget(self, conn: Any) -> None:
+    async def _forget(self, conn: asyncssh.SSHClientConnection) -> None:
         async with self._connect_lock:
             if self._conn is conn:
                 await self._drop()
 
 
-async def _exchange(process: Any, stdin: bytes | None, out: StdoutCollector) -> CommandResult:
-    """Feed stdin, read stdout into ``out`` as it comes (bounded), keep stderr's head."""
-    err: list[bytes] = []
-
+async def _exchange(
+    process: asyncssh.SSHClientProcess[bytes], stdin: bytes | None, out: StdoutCollector
+) -> CommandResult:
     async def feed() -> None:
         try:
             if stdin:
@@ -344,18 +354,13 @@ async def _exchange(process: Any, stdin: bytes | None, out: StdoutCollector) -> 
         except (BrokenPipeError, asyncssh.ChannelOpenError, asyncssh.DisconnectError):
             pass  # the command stopped reading: its exit code says why
 
-    async def drain_stderr() -> None:
-        size = 0
-        while chunk := await process.stderr.read(_READ_SIZE):
-            if size < STDERR_LIMIT:
-                err.append(chunk)
-            size += len(chunk)
+    async def wait() -> int | None:
+        await process.wait_closed()
+        return process.returncode
 
-    async with task_group() as group:
-        group.start_soon(feed)
-        group.start_soon(drain_stderr)
-        while chunk := await process.stdout.read(_READ_SIZE):
-            await out.add(chunk)
-    await process.wait_closed()
-    rc = process.returncode
-    return CommandResult(rc if rc is not None else -1, out.value(), b"".join(err))
+    return await exchange(feed, _chunks(process.stdout), _chunks(process.stderr), wait, out)
+
+
+async def _chunks(stream: asyncssh.SSHReader[bytes]) -> AsyncIterator[bytes]:
+    while chunk := await stream.read(_READ_SIZE):
+        yield chunk

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import anyio
 from anyio.abc import TaskGroup
@@ -29,6 +29,7 @@ __all__ = [
     "Sink",
     "StdoutCollector",
     "Transport",
+    "exchange",
     "put_tar",
     "shell",
     "tar_command",
@@ -104,6 +105,35 @@ class StdoutCollector:
 
     def value(self) -> bytes:
         return b"".join(self._parts)
+
+
+async def exchange(
+    feed: Callable[[], Coroutine[Any, Any, None]],
+    stdout: AsyncIterable[bytes],
+    stderr: AsyncIterable[bytes],
+    wait: Callable[[], Awaitable[int | None]],
+    out: StdoutCollector,
+) -> CommandResult:
+    """Run one command's streams to their end, the same way for every transport: ``feed``
+    writes stdin and closes it (ignoring a command that stopped reading: its exit code says
+    why) while stdout goes into ``out`` as it comes (bounded) and stderr's head is kept;
+    then ``wait`` gives the exit code (``None``: none reported, read as -1)."""
+    err: list[bytes] = []
+
+    async def drain_stderr() -> None:
+        size = 0
+        async for chunk in stderr:
+            if size < STDERR_LIMIT:
+                err.append(chunk)
+            size += len(chunk)
+
+    async with task_group() as group:
+        group.start_soon(feed)
+        group.start_soon(drain_stderr)
+        async for chunk in stdout:
+            await out.add(chunk)
+    rc = await wait()
+    return CommandResult(rc if rc is not None else -1, out.value(), b"".join(err))
 
 
 def shell(script: str) -> list[str]:

@@ -1,0 +1,70 @@
+"""docs/architecture.md stays true: every ``path:function`` it names exists in that file, and
+every file it names exists.
+
+Read with ``ast``, not imported: the flows name harness code whose imports (docker) the unit
+environment need not have, and a name must be defined in the very file the doc points at.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DOC = REPO / "docs" / "architecture.md"
+REFERENCE = re.compile(r"`([\w./-]+\.py):([A-Za-z_][\w.]*)`")
+FILE = re.compile(r"`([\w./-]+\.(?:py|sh))(?::[\w.]+)?`")
+
+
+def _references() -> list[tuple[str, str]]:
+    return sorted(set(REFERENCE.findall(DOC.read_text(encoding="utf-8"))))
+
+
+def _files() -> list[str]:
+    return sorted(set(FILE.findall(DOC.read_text(encoding="utf-8"))))
+
+
+@cache
+def _definitions(path: str) -> frozenset[str]:
+    """Every qualified name a module defines: functions, classes, their methods."""
+    tree = ast.parse((REPO / path).read_text(encoding="utf-8"))
+    names: set[str] = set()
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                name = f"{prefix}{child.name}"
+                names.add(name)
+                if isinstance(child, ast.ClassDef):
+                    visit(child, f"{name}.")
+
+    visit(tree, "")
+    return frozenset(names)
+
+
+def test_the_doc_names_functions_in_every_flow() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    for flow in ("a facade call", "submit", "status", "output collection", "cluster up"):
+        assert f": {flow}\n" in text
+    assert len(_references()) > 40
+
+
+@pytest.mark.parametrize(("path", "name"), _references())
+def test_named_function_exists(path: str, name: str) -> None:
+    assert (REPO / path).is_file(), f"{path} does not exist"
+    assert name in _definitions(path), f"{path} defines no {name}"
+
+
+@pytest.mark.parametrize("path", _files())
+def test_named_file_exists(path: str) -> None:
+    assert (REPO / path).is_file(), f"{path} does not exist"
+
+
+def test_the_checker_catches_a_missing_name() -> None:
+    """The check can fail: a name the module does not define is not found."""
+    assert "BatchBackend.submit" in _definitions("src/intercede/_batch/backend.py")
+    assert "BatchBackend.no_such_method" not in _definitions("src/intercede/_batch/backend.py")
