@@ -8,7 +8,7 @@ if [ -f "$b/submitting" ] && kill -0 "$(cat "$b/submitting")" 2>/dev/null; then
   echo @@busy; exit 0
 fi
 [ -e "$b" ] || { echo @@gone; exit 0; }
-exec 8>".host/launch.lock" || exit 5
+mkdir -p .host && exec 8>".host/launch.lock" || exit 5
 flock -w 20 8 || { echo "the host launch lock stayed busy" >&2; exit 5; }
 leaders=" $(ps -u "$(id -u)" -o pid= -o sid= -o stat= | awk '$1 == $2 && $3 !~ /^Z/ { printf "%s ", $1 }')"
 alive() { case "$leaders" in *" $1 "*) return 0 ;; esac; return 1; }

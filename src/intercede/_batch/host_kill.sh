@@ -5,7 +5,7 @@
 # killed-before (an earlier kill did it), ended <rc> / lost / unknown (nothing to do);
 # then "@@end".
 cd "$1" 2>/dev/null || { sed 's/ .*/ unknown/'; echo @@end; exit 0; }
-exec 8>".host/launch.lock" || exit 5
+mkdir -p .host && exec 8>".host/launch.lock" || exit 5
 flock -w 20 8 || { echo "the host launch lock stayed busy" >&2; exit 5; }
 # Process groups with a live (not zombie) member; no copy starts while we hold the lock.
 groups_alive() { ps -u "$(id -u)" -o pgid= -o stat= | awk '$2 !~ /^Z/ { printf "%s ", $1 }'; }
@@ -21,7 +21,12 @@ while read -r id b i; do
     : >"$d/killed"; echo "$id dequeued"; continue
   fi
   read -r p <"$d/pid"
-  if case "$live" in *" $p "*) true ;; *) false ;; esac; then
+  l=
+  [ -f "$b/launcher.pid" ] && read -r l <"$b/launcher.pid"
+  # Its group lives; or the copy is so new that its setsid is under way (a live child of its
+  # launcher, not yet its group's leader). A recycled pid is neither: never signalled.
+  if case "$live" in *" $p "*) true ;; *) false ;; esac ||
+    ps -o ppid= -o stat= -p "$p" 2>/dev/null | awk -v l="$l" '$1 == l && $2 !~ /^Z/ { f = 1 } END { exit !f }'; then
     : >"$d/killed"
     kill -s TERM -- "-$p" 2>/dev/null || kill -s TERM "$p" 2>/dev/null
     groups="$groups $p"
