@@ -164,7 +164,12 @@ async def test_kill_running_and_waiting_copies(
     spec = SubmissionSpec(executable=_script(tmp_path, "echo started\nexec sleep 300\n"))
     sub = await backend.submit(spec, 3)
     handles = [sub.handles[i] for i in range(3)]
-    await _wait(backend, handles, _running(2))
+    status = await _wait(backend, handles, _running(2))
+    running = [h for h in handles if status[h.id] is JobStatus.RUNNING]
+    deadline = time.monotonic() + 30
+    while not all("started" in _stdout(await backend.get_diagnostics([h]), h) for h in running):
+        assert time.monotonic() < deadline, "the running copies never printed"
+        await anyio.sleep(0.3)
     ghost = handles[0].model_copy(update={"id": f"{'ab' * 16}_0", "routing": f"{'ab' * 16}/0"})
     trips = backend.transport.round_trips
     killed = await backend.kill([*handles, ghost])
@@ -177,7 +182,7 @@ async def test_kill_running_and_waiting_copies(
     await anyio.sleep(1.5)  # a dequeued copy never starts, though slots are free now
     assert await backend.get_status(handles) == status
     never = [h for h in handles if "started" not in _stdout(await backend.get_diagnostics([h]), h)]
-    assert len(never) == 1
+    assert never == [h for h in handles if h not in running]
     assert (await backend.kill(handles[:1]))[handles[0].id] == OpOutcome(ok=True)  # idempotent
     counts = await backend.counts()
     assert (counts.running, counts.waiting) == (0, 0)
