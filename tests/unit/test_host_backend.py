@@ -234,3 +234,28 @@ async def test_cleanup_of_a_batch_refuses_live_copies(
     await wait(backend, handles, lambda s: all(v.is_final for v in s.values()))
     assert await backend.cleanup_batch(batch) == OpOutcome(ok=True)
     assert await backend.cleanup_batch(batch) == OpOutcome(ok=True, reason="already gone")
+
+
+def test_the_debug_ce_spike_passes_on_a_host_queue(tmp_path: Path) -> None:
+    """``intercede-debug-ce`` as users run it, on a local host queue: every check passes,
+    the kill target ends Aborted, and nothing is left behind."""
+    import io
+    import json
+
+    from intercede._cli.debug_ce import main
+
+    root = tmp_path / "root"
+    config = tmp_path / "queues.toml"
+    config.write_text(
+        '[queues.vm]\nkind = "batch"\ntransport = "local"\nscheduler = "host"\nslots = 2\n'
+        f'work_root = "{root}"\n'
+    )
+    out, err = io.StringIO(), io.StringIO()
+    code = main([str(config), "--json", "--timeout", "60", "--copies", "3"], stdout=out, stderr=err)
+    assert code == 0, err.getvalue()
+    (queue,) = json.loads(out.getvalue())["queues"]
+    assert {n: c["state"] for n, c in queue["checks"].items()} == dict.fromkeys(
+        ("load", "submit", "status", "output", "kill", "purge"), "passed"
+    ), queue
+    assert [job["status"] for job in queue["jobs"]] == ["Done"] * 3 + ["Aborted"]
+    assert not [p for p in root.iterdir() if p.name != ".host"]
