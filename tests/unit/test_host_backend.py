@@ -138,6 +138,25 @@ async def test_submit_slots_status_output_purge(
     )
 
 
+async def test_a_purged_waiting_copy_never_starts(
+    backend: BatchBackend, tmp_path: Path, gate: Path, root: Path
+) -> None:
+    spec = SubmissionSpec(executable=script(tmp_path, GATED))
+    sub = await backend.submit(spec, [CopyVars(environment={"GATE": str(gate)})] * 3)
+    handles = [sub.handles[i] for i in range(3)]
+    status = await wait(backend, handles, lambda s: list(s.values()).count(JobStatus.RUNNING) == 2)
+    waiting = next(h for h in handles if status[h.id] is JobStatus.WAITING)
+    assert (await backend.kill([waiting]))[waiting.id].ok
+    assert (await backend.purge([waiting]))[waiting.id] == OpOutcome(ok=True)
+    gate.touch()
+    await wait(
+        backend, [h for h in handles if h != waiting], lambda s: all(v.is_final for v in s.values())
+    )
+    await anyio.sleep(1.5)  # the launcher went past it
+    assert not (root / waiting.routing).exists()
+    assert (await backend.get_status([waiting]))[waiting.id] is JobStatus.UNKNOWN
+
+
 async def test_kill_running_and_waiting(backend: BatchBackend, tmp_path: Path, gate: Path) -> None:
     spec = SubmissionSpec(executable=script(tmp_path, GATED))
     sub = await backend.submit(spec, [CopyVars(environment={"GATE": str(gate)})] * 3)

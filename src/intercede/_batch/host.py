@@ -178,7 +178,7 @@ def host_batch_script(
         + (stage_inputs if has_inputs else "")
         + "export INTERCEDE_COPY_INDEX=$i\n"
         + exports
-        + '. "$d/env"\n'
+        + '. "$d/env" || { echo "intercede: no environment file $d/env"; end 98; }\n'
         'exec 3>&1 >"$d/stdout" 2>"$d/stderr"\n'
         + (config.preamble.rstrip("\n") + "\n" if config.preamble else "")
         + "{\n"

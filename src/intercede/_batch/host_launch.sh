@@ -13,7 +13,8 @@ i=0
 while [ "$i" -lt "$n" ]; do
   started=
   flock 8
-  if [ -e "$b/$i/killed" ]; then
+  # killed while waiting, or purged since (its env and secrets are gone): never started
+  if [ -e "$b/$i/killed" ] || [ ! -f "$b/$i/env" ]; then
     started=skipped
   else
     k=1
