@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from ..errors import ResourceUnavailableError, SpecificationRejectedError, SubmitUnavailableError
 from ..models import Explanation, JobStatus, LoadCounts, OpOutcome, SubmissionSpec
@@ -98,15 +99,13 @@ _REASON = {
 _UNKNOWN = "unknown to the host (never existed, or purged)"
 
 
+@dataclass(frozen=True)
 class HostState:
-    """One job as ``host_status.sh`` reports it: a state letter and, when it ended, the
-    exit code its job script wrote."""
+    """One job as ``host_status.sh`` reports it (a state letter and, when it ended, the exit
+    code its job script wrote), or what ``host_kill.sh`` did to it (a word)."""
 
-    __slots__ = ("code", "letter")
-
-    def __init__(self, letter: str, code: str | None = None) -> None:
-        self.letter = letter
-        self.code = code
+    letter: str
+    code: str | None = None
 
     @property
     def status(self) -> JobStatus:
