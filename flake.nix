@@ -355,6 +355,7 @@
               ruff check src harness tests benchmarks tools docs/examples
               ruff format --check src harness tests benchmarks tools docs/examples
               mypy
+              shellcheck --shell=sh src/intercede/_batch/*.sh
             '';
             generated = check "generated" ''
               python -m tools.gen_sync --check

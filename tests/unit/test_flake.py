@@ -212,6 +212,10 @@ def test_lint_check_runs_what_just_lint_runs() -> None:
     )
     assert just_ruff
     assert flake_ruff == just_ruff
+    just_shellcheck = [line.strip() for line in recipe.splitlines() if "shellcheck" in line]
+    flake_shellcheck = [line.strip() for line in TEXT.splitlines() if "shellcheck --" in line]
+    assert just_shellcheck
+    assert flake_shellcheck == just_shellcheck
 
 
 def test_lint_wheels_match_pyproject_pins() -> None:
