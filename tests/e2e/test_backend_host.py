@@ -167,7 +167,10 @@ async def test_kill_running_and_waiting_copies(
     status = await _wait(backend, handles, _running(2))
     running = [h for h in handles if status[h.id] is JobStatus.RUNNING]
     deadline = time.monotonic() + 30
-    while not all("started" in _stdout(await backend.get_diagnostics([h]), h) for h in running):
+    while True:
+        printed = await backend.get_diagnostics(running)
+        if all("started" in _stdout(printed, h) for h in running):
+            break
         assert time.monotonic() < deadline, "the running copies never printed"
         await anyio.sleep(0.3)
     ghost = handles[0].model_copy(update={"id": f"{'ab' * 16}_0", "routing": f"{'ab' * 16}/0"})
@@ -181,7 +184,8 @@ async def test_kill_running_and_waiting_copies(
     assert status == dict.fromkeys((h.id for h in handles), JobStatus.ABORTED)
     await anyio.sleep(1.5)  # a dequeued copy never starts, though slots are free now
     assert await backend.get_status(handles) == status
-    never = [h for h in handles if "started" not in _stdout(await backend.get_diagnostics([h]), h)]
+    printed = await backend.get_diagnostics(handles)
+    never = [h for h in handles if "started" not in _stdout(printed, h)]
     assert never == [h for h in handles if h not in running]
     assert (await backend.kill(handles[:1]))[handles[0].id] == OpOutcome(ok=True)  # idempotent
     counts = await backend.counts()
@@ -205,7 +209,7 @@ async def test_failed_and_lost_copies_are_failed(
     await _wait(backend, [failed, lost], lambda s: s[lost.id] is JobStatus.RUNNING)
     batch, index = lost.routing.split("/")
     # the job dies without writing its exit code (an OOM kill, an admin's kill -9)
-    _on_login(slurm_cluster, f'kill -9 -- "-$(cat {config.work_root}/{batch}/{index}/pid)"')
+    _on_login(slurm_cluster, f'kill -s KILL -- "-$(cat {config.work_root}/{batch}/{index}/pid)"')
     status = await _wait(backend, [failed, lost], _final)
     assert status == {failed.id: JobStatus.FAILED, lost.id: JobStatus.FAILED}
     explained = await backend.explain([failed, lost])
