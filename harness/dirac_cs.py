@@ -123,33 +123,21 @@ def render_cs(
         "architecture": "x86_64",
         **(extra_ce or {}),
     }
-    ce["Queues"] = {
-        queue: {
-            "MaxTotalJobs": max_total_jobs,
-            "MaxWaitingJobs": max_waiting_jobs,
-            "NumberOfProcessors": 1,
-            "maxCPUTime": 1440,
-            "VO": VO,
-            **(extra_queue or {}).get(queue, {}),
-        }
-        for queue in access.queues
+    common = {
+        "MaxTotalJobs": max_total_jobs,
+        "MaxWaitingJobs": max_waiting_jobs,
+        "NumberOfProcessors": 1,
+        "maxCPUTime": 1440,
+        "VO": VO,
     }
+    ce["Queues"] = {q: {**common, **(extra_queue or {}).get(q, {})} for q in access.queues}
     ces = {ce_name(stack): ce}
     if with_host and access.host_queues:
-        host_ce = {k: v for k, v in ce.items() if k != "Queues"}
-        host_ce["BatchSystem"] = "Host"
-        host_ce["Queues"] = {
-            queue: {
-                "MaxTotalJobs": max_total_jobs,
-                "MaxWaitingJobs": max_waiting_jobs,
-                "NumberOfProcessors": 1,
-                "maxCPUTime": 1440,
-                "VO": VO,
-                "Slots": slots,
-            }
-            for queue, slots in access.host_queues.items()
+        ces[host_ce_name(stack)] = {
+            **{k: v for k, v in ce.items() if k != "Queues"},
+            "BatchSystem": "Host",
+            "Queues": {q: {**common, "Slots": n} for q, n in access.host_queues.items()},
         }
-        ces[host_ce_name(stack)] = host_ce
     tree: dict[str, Any] = {
         "DIRAC": {"VirtualOrganization": VO, "Security": {"UseServerCertificate": "no"}},
         "LocalSite": {"Site": SITE},

@@ -160,7 +160,7 @@ def test_slots_bound_the_copies_and_the_rest_wait(site: Site) -> None:
         batch = job_id.split("_")[0]
         assert (site.root / batch / str(i) / "stdout").read_text() == f"copy {i}\n"
         log = (site.root / batch / "logs" / f"{job_id}.log").read_text()
-        assert f"{host.EXIT_LINE}0 at " in log
+        assert "intercede: exit code 0 at " in log
 
 
 def test_slots_are_shared_by_every_batch_under_the_work_root(site: Site) -> None:

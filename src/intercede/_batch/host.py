@@ -30,7 +30,6 @@ collection, diagnostics and purge are the backend's shared ones.
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,7 +46,7 @@ from .scheduler import (
     cleanup_outcome,
     clip,
 )
-from .slurm import EXIT_LINE, quote_command
+from .slurm import job_script
 
 __all__ = [
     "HOST_SCRIPTS",
@@ -79,8 +78,6 @@ STAGING_EXIT_CODES = {
     94: "the host lacks a tool the host scheduler needs",
 }
 """Exit codes of ``host_submit.sh`` that started nothing (and left nothing behind)."""
-
-_PLACEHOLDER = re.compile(r"\{image\}|\{command\}")
 
 _STATUS = {
     "W": JobStatus.WAITING,
@@ -141,51 +138,23 @@ def host_batch_script(
     has_inputs: bool,
 ) -> str:  # fmt: skip
     """The job script every copy runs (``bash job.sh <index>``, started by the launcher with
-    the slot's lock on fd 9, which the payload does not inherit). Its last act writes the
-    copy's exit code to ``<copy>/exit`` (whole, then renamed): the file status reads.
-
-    bash, as Slurm's batch script (site preambles are written for it). Secrets never appear
-    here: each copy's ``env`` file exports only their paths.
-    """
+    the slot's lock on fd 9, which the payload does not inherit): Slurm's, but every way out
+    writes the copy's exit code to ``<copy>/exit`` (whole, then renamed), the file status
+    reads, and ``wall_time_s`` is enforced here since no scheduler does."""
     check_resources(spec)
-    command = quote_command(
-        [f"{batch_dir}/bin/{executable_name}", *spec.arguments], field="executable"
-    )
-    if spec.container_image is not None and config.container_launcher is not None:
-        values = {"{image}": shlex.quote(spec.container_image), "{command}": command}
-        command = _PLACEHOLDER.sub(lambda m: values[m.group(0)], config.container_launcher)
-    wall = spec.resources.wall_time_s
-    if wall is not None:  # TERM at the limit, KILL 30 s later; exit code 124 (Failed)
-        command = f"timeout -k 30 {wall} {command}"
-    exports = "".join(
-        f"export {name}={shlex.quote(value)}\n" for name, value in spec.environment.items()
-    )
-    b = shlex.quote(batch_dir)
-    stage_inputs = (
-        f'cp -R {b}/inputs/. . || {{ echo "intercede: staging inputs failed"; end 96; }}\n'
-    )
-    return (
-        "#!/bin/bash\n"
-        "# interCEde host job script: copy $1 of the batch; its slot's lock is on fd 9.\n"
-        "i=$1\n"
-        f'd={b}/"$i"\n'
-        'end() { echo "$1" >"$d/exit.tmp" && mv -f "$d/exit.tmp" "$d/exit"; exit "$1"; }\n'
-        'mkdir -p "$d/work" && cd "$d/work" ||'
-        ' { echo "intercede: no working directory $d/work"; end 97; }\n'
-        f'echo "intercede: copy $i, job {shlex.quote(batch_dir.rsplit("/", 1)[-1])}_$i,'
-        ' started on $(hostname) at $(date -u +%Y-%m-%dT%H:%M:%SZ)"\n'
-        + (stage_inputs if has_inputs else "")
-        + "export INTERCEDE_COPY_INDEX=$i\n"
-        + exports
-        + '. "$d/env" || { echo "intercede: no environment file $d/env"; end 98; }\n'
-        'exec 3>&1 >"$d/stdout" 2>"$d/stderr"\n'
-        + (config.preamble.rstrip("\n") + "\n" if config.preamble else "")
-        + "{\n"
-        + command
-        + "\n} 9>&-\n"
-        "rc=$?\n"
-        f'echo "{EXIT_LINE}$rc at $(date -u +%Y-%m-%dT%H:%M:%SZ)" >&3\n'
-        'end "$rc"\n'
+    return job_script(
+        spec,
+        config,
+        batch_dir,
+        executable_name,
+        has_inputs=has_inputs,
+        head="# interCEde host job script: copy $1 of the batch; its slot's lock is on fd 9.\n"
+        "i=$1\n",
+        job_id=f"{batch_dir.rsplit('/', 1)[-1]}_$i",
+        end="end",
+        prelude='end() { echo "$1" >"$d/exit.tmp" && mv -f "$d/exit.tmp" "$d/exit"; exit "$1"; }\n',
+        wrap=("{\n", "\n} 9>&-"),
+        enforce_wall_time=True,
     )
 
 
