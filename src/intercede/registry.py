@@ -225,7 +225,11 @@ def load_config(path: str | Path) -> ConfigFile:
             )
         merged = {**defaults, **section}
         if isinstance(merged.get("known_hosts"), str):
-            merged["known_hosts"] = _beside(path, merged["known_hosts"])
+            known_hosts = _beside(path, merged["known_hosts"])
+            if known_hosts is None:
+                problems.append(f"queues.{name}.known_hosts: {_NOT_A_PATH}")
+                continue
+            merged["known_hosts"] = known_hosts
         try:
             queues[name] = parse_config(merged, where=f"queues.{name}")
         except ConfigurationError as exc:
@@ -263,9 +267,11 @@ def _credential_files(
             problems.append(f"{where}.{key}: unknown key; expected one of {allowed}")
         elif not isinstance(value, str) or not value:
             problems.append(f"{where}.{key}: must be a path (a non-empty string)")
+        elif (file := _beside(path, value)) is None:
+            problems.append(f"{where}.{key}: {_NOT_A_PATH}")
         else:
-            files[key] = _beside(path, value)
-            problem = private_file_problem(files[key], private=key == "ssh_key_file")
+            files[key] = file
+            problem = private_file_problem(file, private=key == "ssh_key_file")
             if problem is not None:
                 problems.append(f"{where}.{key}: {problem}")
     return files
@@ -294,9 +300,16 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
-def _beside(config_file: Path, value: str) -> Path:
-    """``value`` as written, or relative to the config file's directory (never the cwd)."""
-    return (config_file.parent / Path(value).expanduser()).resolve()
+def _beside(config_file: Path, value: str) -> Path | None:
+    """``value`` as written, or relative to the config file's directory (never the cwd);
+    ``None`` when it cannot be a path here (``~user`` of a user this host does not have)."""
+    try:
+        return (config_file.parent / Path(value).expanduser()).resolve()
+    except (RuntimeError, ValueError, OSError):
+        return None
+
+
+_NOT_A_PATH = "is not a usable path here (a ~user this host does not have?)"
 
 
 def _table(data: Mapping[str, Any], name: str, problems: list[str]) -> dict[str, Any]:

@@ -68,3 +68,36 @@ def test_the_checker_catches_a_missing_name() -> None:
     """The check can fail: a name the module does not define is not found."""
     assert "BatchBackend.submit" in _definitions("src/intercede/_batch/backend.py")
     assert "BatchBackend.no_such_method" not in _definitions("src/intercede/_batch/backend.py")
+
+
+def test_the_backend_knows_no_scheduler() -> None:
+    """The seam holds: ``BatchBackend`` reaches Slurm only through ``Scheduler`` (no import of
+    it, no Slurm command in its code); only the factory names a scheduler, by the config's
+    ``scheduler`` key."""
+    tree = ast.parse((REPO / "src/intercede/_batch/backend.py").read_text(encoding="utf-8"))
+    modules = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    names = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom | ast.Import)
+        for alias in node.names
+    }
+    assert not any("slurm" in name for name in modules | names)
+    docstrings = {
+        id(body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and (body := node.body)
+        and isinstance(body[0], ast.Expr)
+    }
+    strings = [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        and id(node) not in docstrings
+    ]  # fmt: skip
+    assert strings  # the check reads the code's strings
+    for command in ("sbatch", "squeue", "sacct", "scancel", "scontrol", "slurm"):
+        assert not [text for text in strings if command in text.lower()], command
+    factory = (REPO / "src/intercede/_batch/factory.py").read_text(encoding="utf-8")
+    assert 'config.scheduler == "slurm"' in factory

@@ -490,3 +490,23 @@ def test_every_credentials_key_is_documented_with_its_format() -> None:
         "reread_after_s",
     }
     assert all(len(text) > 20 for text in CREDENTIAL_KEYS.values())
+
+
+@pytest.mark.parametrize(
+    ("table", "field"),
+    [
+        ('[queues.main]\nknown_hosts = "~no-such-user-0/kh"\n', "queues.main.known_hosts"),
+        ('[credentials]\nssh_key_file = "~no-such-user-0/key"\n', "credentials.ssh_key_file"),
+    ],
+)
+def test_load_config_names_a_home_this_host_does_not_have(
+    tmp_path: Path, table: str, field: str
+) -> None:
+    """``~user`` of an unknown user is the config's mistake, named, not a RuntimeError."""
+    queue = 'transport = "ssh"\nhost = "h"\nuser = "u"\nwork_root = "/w"\n'
+    if not table.startswith("[queues"):
+        table += '[queues.main]\nknown_hosts = "kh"\n'
+    text = table + queue
+    with pytest.raises(ConfigurationError) as caught:
+        load_config(_write(tmp_path, text))
+    assert caught.value.field == field

@@ -304,13 +304,7 @@ class BatchBackend:
         except ResourceUnavailableError as exc:
             raise SubmitUnavailableError(str(exc), batch=batch) from None
         accepted = self._scheduler.submit_result(reply, self._config, batch, len(variants))
-        _log.debug(
-            "batch %s: %d copies in %d group(s): %s",
-            batch,
-            len(variants),
-            len(accepted.groups),
-            ", ".join(accepted.groups),
-        )
+        _log.debug("batch %s: %d copies in %s", batch, len(variants), accepted.grouping)
         handles = {
             index: JobHandle(
                 backend=self.name,

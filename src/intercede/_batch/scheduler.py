@@ -10,6 +10,13 @@ trip count of every operation independent of the scheduler.
 A scheduler decides how copies start (``sbatch --array``, or detached processes on the host),
 what a job id looks like, how status, kill and counts are asked and read, and the limits it
 learns from the resource (``max_array_size``). It never runs anything itself.
+
+What a scheduler must keep, so the shared parts work for it: each copy's files live where
+``layout`` says (``<batch>/<index>/``, its wrapper log at ``<batch>/logs/<job id>.log``); a job
+id is ``<group>_<task>`` with a numeric group (``job_id_pattern``), and the submit script
+appends one ``@@chunk <offset> <size> <group>`` line per accepted group to ``<batch>/chunks``
+as it happens (``layout.CHUNKS``), which is how output collection, diagnostics and purge check
+that a handle's id belongs to its routing, and how a submit in doubt is reconciled.
 """
 
 from __future__ import annotations
@@ -71,9 +78,9 @@ class SubmitResult:
 
     job_ids: Mapping[int, str]
     refused: str | None = None
-    groups: tuple[str, ...] = ()
-    """How the copies were grouped (Slurm: ``<offset>+<size>=<array id>`` per chunk), for the
-    debug log only."""
+    grouping: str = ""
+    """How the copies were grouped, for the debug log only (Slurm: ``5 array chunk(s)
+    (MaxArraySize 1001): 0+1001=41, ...``)."""
 
 
 @dataclass(frozen=True)

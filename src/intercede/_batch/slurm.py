@@ -860,7 +860,8 @@ class SlurmScheduler:
         return SubmitResult(
             job_ids=job_ids,
             refused=refused,
-            groups=tuple(f"{first}+{size}={array}" for first, size, array in parsed.chunks),
+            grouping=f"{len(parsed.chunks)} array chunk(s) (MaxArraySize {self.max_array_size}): "
+            + ", ".join(f"{first}+{size}={array}" for first, size, array in parsed.chunks),
         )
 
     # --- status ------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ A command's stdout is either collected (at most ``stdout_limit`` bytes: more rai
 from __future__ import annotations
 
 import os
-import shlex
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, NamedTuple, Protocol
@@ -21,6 +20,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ..errors import ResourceUnavailableError
+from . import remote
 
 __all__ = [
     "STDERR_LIMIT",
@@ -148,9 +148,8 @@ async def put_tar(
     timeout: float,  # noqa: ASYNC109
 ) -> None:
     """Unpack a tar stream under ``remote_dir`` in one channel (no per-file round trips)."""
-    d = shlex.quote(remote_dir)
     result = await transport.run(
-        shell(f"umask 077 && mkdir -p {d} && tar -x -f - -C {d}"), stdin=archive, timeout=timeout
+        shell(remote.script("tar_in.sh", remote_dir)), stdin=archive, timeout=timeout
     )
     if result.rc != 0:
         raise ResourceUnavailableError(
@@ -159,17 +158,10 @@ async def put_tar(
 
 
 def tar_command(remote_dir: str) -> list[str]:
-    """``tar -c`` of the NUL-separated paths on stdin (relative to ``remote_dir``).
-
-    Hard links are stored as content (``--hard-dereference``: a link member would otherwise
-    stand for a file we may not have asked for), and tar's exit code and messages are kept:
-    a file that vanished, shrank or changed while read is named on stderr, so the caller can
-    fail exactly the job it belongs to.
-    """
-    return shell(
-        f"cd {shlex.quote(remote_dir)} && "
-        "exec tar -c -f - --null --no-recursion --hard-dereference -T -"
-    )
+    """``tar -c`` of the NUL-separated paths on stdin (relative to ``remote_dir``): see
+    ``tar_out.sh`` (hard links stored as content; tar's exit code and messages kept, so a
+    file that vanished, shrank or changed while read fails exactly its job)."""
+    return shell(remote.script("tar_out.sh", remote_dir))
 
 
 def tar_input(paths: list[str]) -> bytes:
