@@ -16,7 +16,10 @@ What a scheduler must keep, so the shared parts work for it: each copy's files l
 id is ``<group>_<task>`` with a numeric group (``job_id_pattern``), and the submit script
 appends one ``@@chunk <offset> <size> <group>`` line per accepted group to ``<batch>/chunks``
 as it happens (``layout.CHUNKS``), which is how output collection, diagnostics and purge check
-that a handle's id belongs to its routing, and how a submit in doubt is reconciled.
+that a handle's id belongs to its routing, and how a submit in doubt is reconciled. A scheduler
+whose ids spell the routing instead (``host``: ``<batch>_<index>``, the named groups ``batch``
+and ``index`` of its ``job_id_pattern``) writes no chunk record: ``layout.locate`` compares the
+id with the routing before anything runs.
 """
 
 from __future__ import annotations
