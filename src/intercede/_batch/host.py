@@ -221,7 +221,7 @@ class HostScheduler:
         slots = remote.marks(reply.out, "slots")
         return SubmitResult(
             job_ids={index: f"{batch}_{index}" for index in range(copies)},
-            groups=(f"0+{copies} on {slots[0] if slots else '?'} slot(s)",),
+            grouping=f"one launcher, {slots[0] if slots else '?'} slot(s) on the host",
         )
 
     # --- status ------------------------------------------------------------------------------
