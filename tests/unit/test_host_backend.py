@@ -130,6 +130,17 @@ async def test_submit_slots_status_output_purge(
     assert f"job {handles[0].id}, started on" in log.content.decode()
     assert "intercede: exit code 0 at" in log.content.decode()
 
+    # one round trip per bulk operation, whatever N (get_output and purge: two, as for Slurm)
+    for call, trips in (
+        (backend.get_status(handles), 1),
+        (backend.counts(), 1),
+        (backend.explain(handles), 1),
+        (backend.get_diagnostics(handles), 1),
+        (backend.get_output(handles, tmp_path / "again"), 2),
+    ):
+        before = backend.transport.round_trips
+        await call
+        assert backend.transport.round_trips - before == trips
     purged = await backend.purge(handles)
     assert all(o.ok for o in purged.values()), purged
     assert not (Path(backend._config.work_root) / batch).exists()
