@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ __all__ = [
     "VO",
     "StackAccess",
     "ce_name",
+    "host_ce_name",
     "render_cfg",
     "render_cs",
 ]
@@ -61,11 +62,16 @@ class StackAccess:
     known_hosts: Path
     work_root: str
     queues: tuple[str, ...]
+    """The Slurm queues (one per partition)."""
+    host_queues: Mapping[str, int] = field(default_factory=dict)
+    """The ``scheduler = "host"`` queues (jobs on the login node itself) and their slots."""
 
     @classmethod
     def from_client_config(cls, path: Path) -> StackAccess:
         data = tomllib.loads(path.read_text())
         defaults = data["defaults"]
+        queues: dict[str, dict[str, Any]] = data["queues"]
+        hosts = {q: v for q, v in queues.items() if v.get("scheduler") == "host"}
         return cls(
             host=str(defaults["host"]),
             port=int(defaults["port"]),
@@ -73,13 +79,19 @@ class StackAccess:
             key=Path(data["credentials"]["ssh_key_file"]),
             known_hosts=Path(defaults["known_hosts"]),
             work_root=str(defaults["work_root"]),
-            queues=tuple(data["queues"]),
+            queues=tuple(q for q in queues if q not in hosts),
+            host_queues={q: int(v.get("slots", 1)) for q, v in hosts.items()},
         )
 
 
 def ce_name(stack: str) -> str:
     """The CE's name in the CS (DIRAC's ``GridCE``): the stack's login node."""
     return f"login.{stack}.harness"
+
+
+def host_ce_name(stack: str) -> str:
+    """The name of the CE that runs jobs on the login node itself (``BatchSystem = Host``)."""
+    return f"host.{stack}.harness"
 
 
 def render_cs(
@@ -92,9 +104,12 @@ def render_cs(
     max_waiting_jobs: int = 10_000,
     extra_ce: Mapping[str, Any] | None = None,
     extra_queue: Mapping[str, Mapping[str, Any]] | None = None,
+    with_host: bool = False,
 ) -> str:
     """The CS text: one site, one CE (``ce_type``) on the stack's login node, a queue per
-    partition, the agents' sections, and the Registry/Operations entries the agents look up."""
+    partition, the agents' sections, and the Registry/Operations entries the agents look up.
+    ``with_host`` adds a second CE on the same node with ``BatchSystem = Host`` and a queue
+    per host queue of the client config (DIRAC's SSH CE default: no batch system)."""
     ce: dict[str, Any] = {
         "CEType": ce_type,
         "BatchSystem": "SLURM",
@@ -108,17 +123,21 @@ def render_cs(
         "architecture": "x86_64",
         **(extra_ce or {}),
     }
-    ce["Queues"] = {
-        queue: {
-            "MaxTotalJobs": max_total_jobs,
-            "MaxWaitingJobs": max_waiting_jobs,
-            "NumberOfProcessors": 1,
-            "maxCPUTime": 1440,
-            "VO": VO,
-            **(extra_queue or {}).get(queue, {}),
-        }
-        for queue in access.queues
+    common = {
+        "MaxTotalJobs": max_total_jobs,
+        "MaxWaitingJobs": max_waiting_jobs,
+        "NumberOfProcessors": 1,
+        "maxCPUTime": 1440,
+        "VO": VO,
     }
+    ce["Queues"] = {q: {**common, **(extra_queue or {}).get(q, {})} for q in access.queues}
+    ces = {ce_name(stack): ce}
+    if with_host and access.host_queues:
+        ces[host_ce_name(stack)] = {
+            **{k: v for k, v in ce.items() if k != "Queues"},
+            "BatchSystem": "Host",
+            "Queues": {q: {**common, "Slots": n} for q, n in access.host_queues.items()},
+        }
     tree: dict[str, Any] = {
         "DIRAC": {"VirtualOrganization": VO, "Security": {"UseServerCertificate": "no"}},
         "LocalSite": {"Site": SITE},
@@ -139,11 +158,7 @@ def render_cs(
                 "MonitoringBackends": {"Default": "None"},
             }
         },
-        "Resources": {
-            "Sites": {
-                "DIRAC": {SITE: {"VO": VO, "CE": ce_name(stack), "CEs": {ce_name(stack): ce}}}
-            }
-        },
+        "Resources": {"Sites": {"DIRAC": {SITE: {"VO": VO, "CE": list(ces), "CEs": ces}}}},
         "Systems": {"WorkloadManagement": {"Agents": {k: dict(v) for k, v in AGENTS.items()}}},
     }
     return render_cfg(tree)

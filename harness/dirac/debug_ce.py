@@ -26,6 +26,7 @@ from typing import Any
 
 from harness.dirac._agent import Report, main
 from harness.dirac._services import ProxyManagerStandIn
+from harness.dirac_cs import VO
 
 SCENARIO = "dirac-admin-debug-ce"
 DC_IDS = ("DC-37",)
@@ -91,10 +92,26 @@ def _captured(path: Path) -> Iterator[None]:
 
 
 def run(cs: Path, report: Report) -> None:
+    from DIRAC.ConfigurationSystem.Client.Helpers.Resources import getQueues
     from DIRAC.FrameworkSystem.Client.ProxyManagerClient import gProxyManager
     from DIRAC.FrameworkSystem.Client.TokenManagerClient import gTokenManager
     from DIRAC.WorkloadManagementSystem.scripts import dirac_admin_debug_ce as script
 
+    # What the script will run: every queue of the VO, the login node's Host CE included
+    # when the CS has one (harness.dirac_cs.render_cs(with_host=True)).
+    found = getQueues(community=VO)
+    systems = [
+        str(ce.get("BatchSystem"))
+        for ces in (found.get("Value") or {}).values()
+        for ce in ces.values()
+        for _ in ce.get("Queues", {})
+    ]
+    report.measurements["queues"] = float(len(systems))
+    report.check(
+        "a BatchSystem = Host queue is among the queues",
+        "Host" in systems,
+        f"queues by BatchSystem: {sorted(systems)}",
+    )
     proxies, tokens = ProxyManagerStandIn(), TokenManagerStandIn()
     gProxyManager.getPilotProxyFromDIRACGroup = proxies.getPilotProxyFromDIRACGroup
     gTokenManager.getToken = tokens.getToken

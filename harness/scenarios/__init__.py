@@ -36,7 +36,8 @@ SCENARIOS: Mapping[str, DiracScenario] = {
         DiracScenario("remote_runner", "harness.dirac.remote_runner"),
         DiracScenario("wms_utilities", "harness.dirac.wms_utilities"),
         DiracScenario("pilot_output", "harness.dirac.pilot_output"),
-        DiracScenario("dirac_admin_debug_ce", "harness.dirac.debug_ce"),
+        # every queue of the CS, the login node's Host CE included
+        DiracScenario("dirac_admin_debug_ce", "harness.dirac.debug_ce", with_host=True),
     )
 }
 

@@ -46,6 +46,12 @@ class ScenarioContext:
         access = StackAccess.from_client_config(cluster.client_config_path)
         self.cs_path = self.scratch / "dirac.cfg"
         self.cs_path.write_text(render_cs(access, stack=cluster.name, work_area=work_area) + "\n")
+        # The same site plus a BatchSystem = Host CE on the login node, for the scenarios
+        # that make sense without a batch system (DiracScenario.with_host).
+        self.cs_host_path = self.scratch / "dirac-host.cfg"
+        self.cs_host_path.write_text(
+            render_cs(access, stack=cluster.name, work_area=work_area, with_host=True) + "\n"
+        )
 
     def __enter__(self) -> Self:
         return self

@@ -38,6 +38,8 @@ class DiracScenario:
 
     name: str
     module: str
+    with_host: bool = False
+    """Run against the CS that also has the login node's ``BatchSystem = Host`` CE."""
 
     def __call__(self, ctx: ScenarioContext) -> ScenarioResult:
         started = time.monotonic()
@@ -52,7 +54,8 @@ class DiracScenario:
             "TMPDIR": str(workdir),
         }
         try:
-            argv = [str(dirac_python()), "-m", self.module, "--cs", str(ctx.cs_path)]
+            cs = ctx.cs_host_path if self.with_host else ctx.cs_path
+            argv = [str(dirac_python()), "-m", self.module, "--cs", str(cs)]
             with log.open("wb") as sink:
                 subprocess.run(
                     [*argv, "--result", str(report)],

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path, PurePath, PurePosixPath
 from typing import Annotated, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ._sbatch_options import submit_extra_problem
 
@@ -43,17 +43,24 @@ class _BatchBase(BaseModel):
 
     kind: Literal["batch"] = "batch"
     """Backend family; the registry's first discriminator."""
-    scheduler: Literal["slurm"] = "slurm"
-    """Which batch system's commands and replies to speak (DIRAC ``BatchSystem``)."""
+    scheduler: Literal["slurm", "host"] = "slurm"
+    """Which batch system's commands and replies to speak (DIRAC ``BatchSystem``): ``slurm``,
+    or ``host`` (no batch system: copies run as detached processes on the resource itself,
+    at most ``slots`` at a time; DIRAC's ``Host``)."""
+    slots: Annotated[int, Field(ge=1, le=100_000, strict=True)] | None = None
+    """``host`` only: how many copies may run at once under this ``work_root`` (the rest wait
+    for a free slot); ``None`` = the host's processor count (``nproc``)."""
     queue: str | None = None
-    """Slurm partition (DIRAC ``Queue``/``CEQueueName``); ``None`` = the cluster default."""
+    """Slurm partition (DIRAC ``Queue``/``CEQueueName``); ``None`` = the cluster default.
+    ``slurm`` only."""
     work_root: str
     """Absolute directory on the resource's shared filesystem holding one directory per job
     (DIRAC ``SharedArea`` + ``WorkArea``)."""
     account: str | None = None
-    """Slurm account (DIRAC ``Account``)."""
+    """Slurm account (DIRAC ``Account``); ``slurm`` only."""
     submit_extra: tuple[str, ...] = ()
-    """Extra ``sbatch`` options, one argv item each (DIRAC ``SubmitOptions``). Options the
+    """Extra ``sbatch`` options, one argv item each (DIRAC ``SubmitOptions``); ``slurm`` only.
+    Options the
     backend sets itself are refused: ``--array``/``-a``, ``--job-name``/``-J``,
     ``--output``/``-o``, ``--error``/``-e``, ``--export``, ``--parsable``, ``--chdir``/``-D``,
     ``--wrap`` and a bare ``--``; so is any item sbatch would read as the batch script (one
@@ -68,7 +75,8 @@ class _BatchBase(BaseModel):
     job_name: str = "intercede"
     """Slurm job name given to this backend's jobs; ``counts()`` counts only these."""
     max_array_size: Annotated[int, Field(ge=1, strict=True)] | None = None
-    """Largest array per ``sbatch``; ``None`` asks the cluster's ``MaxArraySize`` once."""
+    """Largest array per ``sbatch``; ``None`` asks the cluster's ``MaxArraySize`` once.
+    ``slurm`` only."""
     output_max_bytes: Annotated[int, Field(ge=1, strict=True)] = 1 << 30
     """Per job: refuse to collect more than this many bytes of output."""
     output_max_files: Annotated[int, Field(ge=1, strict=True)] = 10_000
@@ -93,6 +101,20 @@ class _BatchBase(BaseModel):
             raise ValueError("must not contain a NUL byte")
         return value
 
+    @field_validator("slots")
+    @classmethod
+    def _host_only(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("scheduler") != "host":
+            raise ValueError('only the host scheduler has slots (scheduler = "host")')
+        return value
+
+    @field_validator("queue", "account", "max_array_size")
+    @classmethod
+    def _slurm_only(cls, value: object, info: ValidationInfo) -> object:
+        if value is not None and info.data.get("scheduler") == "host":
+            raise ValueError("the host scheduler has no such setting (it is Slurm's)")
+        return value
+
     @field_validator("work_root")
     @classmethod
     def _absolute(cls, value: str) -> str:
@@ -106,7 +128,9 @@ class _BatchBase(BaseModel):
 
     @field_validator("submit_extra")
     @classmethod
-    def _no_reserved_options(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+    def _no_reserved_options(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if value and info.data.get("scheduler") == "host":
+            raise ValueError("the host scheduler has no such setting (it is Slurm's)")
         reason = submit_extra_problem(value)
         if reason is not None:
             raise ValueError(reason)
@@ -132,7 +156,8 @@ class _BatchBase(BaseModel):
 
 
 class SSHBatchConfig(_BatchBase):
-    """A batch system reached over SSH (DIRAC's SSH CE with ``BatchSystem = SLURM``)."""
+    """A batch system reached over SSH (DIRAC's SSH CE with ``BatchSystem = SLURM``, or
+    ``Host`` with ``scheduler = "host"``)."""
 
     transport: Literal["ssh"]
     """Reach the batch system's login node over SSH."""

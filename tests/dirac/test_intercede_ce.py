@@ -236,6 +236,16 @@ BAD_INPUT = [
     ),
     pytest.param({"MaxRAM": "lots"}, "MaxRAM", id="wrong-type-MaxRAM"),
     pytest.param({"BatchSystem": "PBS"}, "BatchSystem", id="unknown-BatchSystem"),
+    pytest.param({"Slots": "4"}, "Slots", id="Slots-without-Host"),
+    pytest.param({"BatchSystem": "Host", "Slots": "0"}, "Slots", id="Host-zero-Slots"),
+    pytest.param({"BatchSystem": "Host", "Slots": "many"}, "Slots", id="Host-wrong-type-Slots"),
+    pytest.param({"BatchSystem": "Host", "Account": "lhcb"}, "Account", id="Host-with-Account"),
+    pytest.param(
+        {"BatchSystem": "Host", "SubmitOptions": "--qos=x"}, "SubmitOptions", id="Host-with-sbatch"
+    ),
+    pytest.param(
+        {"BatchSystem": "Host", "MaxArraySize": "10"}, "MaxArraySize", id="Host-with-MaxArraySize"
+    ),
     pytest.param({"SSHTunnel": "ssh -W %h:%p bastion"}, "SSHTunnel", id="refused-SSHTunnel"),
     pytest.param(
         {"SSHOptions": "-o StrictHostKeyChecking=no"}, "SSHOptions", id="refused-SSHOptions"
@@ -499,6 +509,54 @@ def test_ssh_queue_translates_every_cs_option(seam: Seam, tmp_path: Path) -> Non
     assert (config.job_name, config.max_array_size) == ("dirac-pilot", 500)
     assert config.auth == "key"
     assert not seam.built
+
+
+@pytest.mark.parametrize("system", ["Host", "host", "HOST"])
+def test_host_batch_system_is_the_host_scheduler(seam: Seam, tmp_path: Path, system: str) -> None:
+    """DIRAC's SSH CE with ``BatchSystem = Host``: the queue's name is DIRAC's only (a host
+    has no partitions), ``Slots`` bounds the copies running at once."""
+    known_hosts, key = tmp_path / "known_hosts", tmp_path / "id_ed25519"
+    known_hosts.write_text("vm.example.org ssh-ed25519 AAAA\n")
+    key.write_text("not read before the first connection\n")
+    options = {
+        **QUEUE_OPTIONS,
+        "BatchSystem": system,
+        "SSHHost": "vm.example.org",
+        "SSHUser": "dirac",
+        "SSHKey": str(key),
+        "SSHKnownHosts": str(known_hosts),
+        "Slots": "3",
+        "JobName": "dirac-pilot",
+    }
+    result = build(options, ce=f"ce.host-{system}.test")
+    assert result["OK"], result
+    config = result["Value"].config
+    assert (config.scheduler, config.slots, config.queue) == ("host", 3, None)
+    assert (config.transport, config.host, config.work_root) == (
+        "ssh",
+        "vm.example.org",
+        "/shared/dirac/pilots",
+    )
+
+
+def test_host_without_slots_and_without_ssh_is_a_local_host(seam: Seam) -> None:
+    result = build({**QUEUE_OPTIONS, "BatchSystem": "Host"}, ce="ce.localhost.test")
+    assert result["OK"], result
+    config = result["Value"].config
+    assert (config.scheduler, config.slots, config.transport) == ("host", None, "local")
+
+
+def test_host_pilots_are_submitted_and_counted_through_the_backend(seam: Seam) -> None:
+    result = build({**QUEUE_OPTIONS, "BatchSystem": "Host", "Slots": "2"}, ce="ce.hostrun.test")
+    assert result["OK"], result
+    ce = result["Value"]
+    submitted = ce.submitJob(str(Path(__file__)), None, numberOfJobs=2)
+    assert submitted["OK"], submitted
+    assert seam.last.config.scheduler == "host"
+    assert len(seam.last.submitted[0][1]) == 2
+    seam.last.load = LoadCounts(running=2, waiting=1)
+    status = ce.getCEStatus()
+    assert (status["RunningJobs"], status["WaitingJobs"]) == (2, 1)
 
 
 def slot_examples() -> list[tuple[int, ...]]:

@@ -140,6 +140,58 @@ anyio.run(main)
 """
 
 
+HOST_SCRIPT = r"""
+import json, pathlib, sys, time
+import anyio
+import intercede
+from intercede import CopyVars, JobStatus, SubmissionSpec
+
+work_root, exe = sys.argv[1], sys.argv[2]
+gate = pathlib.Path(work_root).parent / "gate"
+
+async def wait(backend, handles, done):
+    deadline = time.monotonic() + 60
+    while True:
+        status = await backend.get_status(handles)
+        if done(status) or time.monotonic() > deadline:
+            return status
+        await anyio.sleep(0.3)
+
+async def main():
+    config = {"kind": "batch", "transport": "local", "scheduler": "host", "slots": 2,
+              "work_root": work_root}
+    async with intercede.backend(config) as backend:
+        copies = [CopyVars(environment={"GATE": str(gate), "STAMP": f"s{i}"},
+                           secrets={"TOKEN": f"t{i}".encode()}) for i in range(3)]
+        before = backend.transport.round_trips
+        sub = await backend.submit(SubmissionSpec(executable=exe), copies)
+        submit_trips = backend.transport.round_trips - before
+        handles = [sub.handles[i] for i in range(3)]
+        two = await wait(backend, handles,
+                         lambda s: list(s.values()).count(JobStatus.RUNNING) == 2)
+        counts = await backend.counts()
+        killed = await backend.kill([h for h in handles if two[h.id] is JobStatus.WAITING])
+        gate.touch()
+        final = await wait(backend, handles, lambda s: all(v.is_final for v in s.values()))
+        outputs = await backend.get_output(handles, pathlib.Path(work_root).parent / "out")
+        purged = await backend.purge(handles)
+        report = {
+            "handles": [str(h) for h in handles],
+            "submit_trips": submit_trips,
+            "two": sorted(v.value for v in two.values()),
+            "counts": [counts.running, counts.waiting],
+            "killed": [o.ok for o in killed.values()],
+            "final": {h.id: final[h.id].value for h in handles},
+            "stdout": {h.id: getattr(outputs[h.id], "stdout", None) and
+                       outputs[h.id].stdout.read_text() for h in handles},
+            "purge": [o.ok for o in purged.values()],
+        }
+        print("@@report " + json.dumps(report))
+
+anyio.run(main)
+"""
+
+
 @pytest.fixture(scope="module")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project's wheel plus its dependencies for the login node's CPython 3.11."""
@@ -268,3 +320,27 @@ def test_kill_counts_diagnostics_and_secret_mode_over_the_local_transport(
     assert report["killed"] == {first: True}
     assert report["after"] == {first: "Aborted", second: "Running"}
     assert report["counts_after"] == [1, 0]
+
+
+def test_host_scheduler_over_the_local_transport_inside_the_login_node(
+    slurm_cluster: Any, remote_workdir: str, wheelhouse: Path
+) -> None:
+    """``scheduler = "host"`` where interCEde runs on the host itself (DIRAC's Local CE with
+    ``BatchSystem = Host``): two slots, a third copy waiting and killed there, per-copy values."""
+    payload = (
+        b'#!/bin/sh\nwhile [ ! -e "$GATE" ]; do sleep 0.2; done\n'
+        b'echo "$STAMP $(cat "$INTERCEDE_SECRET_TOKEN")"\n'
+    )
+    report, _ = _run_in_login_venv(slurm_cluster, remote_workdir, wheelhouse, HOST_SCRIPT, payload)
+    assert all(h.startswith("host+local://localhost/") for h in report["handles"])
+    assert report["submit_trips"] == 1
+    assert report["two"] == ["Running", "Running", "Waiting"]
+    assert report["counts"] == [2, 1]
+    assert report["killed"] == [True]
+    finals = sorted(report["final"].values())
+    assert finals == ["Aborted", "Done", "Done"]
+    for job_id, status in report["final"].items():
+        index = int(job_id.rsplit("_", 1)[1])
+        expected = f"s{index} t{index}\n" if status == "Done" else None
+        assert report["stdout"][job_id] == expected
+    assert report["purge"] == [True, True, True]

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness.cluster import Cluster
+from harness.config import HOST_QUEUE
 
 pytestmark = pytest.mark.e2e
 
@@ -31,24 +32,29 @@ def _run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_debug_ce_passes_on_every_partition(slurm_cluster: Cluster) -> None:
+def test_debug_ce_passes_on_every_partition_and_the_host(slurm_cluster: Cluster) -> None:
     done = _run(str(slurm_cluster.client_config_path), "--json", "--timeout", "180")
     assert done.returncode == 0, done.stdout + done.stderr
     document = json.loads(done.stdout)
     assert document["ok"] is True
-    assert [q["queue"] for q in document["queues"]] == list(slurm_cluster.queues)
+    expected = [*slurm_cluster.queues, HOST_QUEUE]
+    assert [q["queue"] for q in document["queues"]] == expected
+    code, login = slurm_cluster.exec("login", ["hostname"], user=slurm_cluster.user)
+    assert code == 0, login
     for queue in document["queues"]:
         assert {n: c["state"] for n, c in queue["checks"].items()} == dict.fromkeys(
             ("load", "submit", "status", "output", "kill", "purge"), "passed"
         ), queue
+        # Slurm runs the probe on a worker; the host queue on the login node itself
+        node = re.escape(str(login).strip()) if queue["queue"] == HOST_QUEUE else r"worker\d+"
         probe, sleeper = queue["jobs"]
         assert re.fullmatch(r"[0-9a-f]{32}", probe["stamp"])
         assert f"DIRAC_PILOT_STAMP={probe['stamp']}" in probe["stdout"]
-        assert re.search(r"^hostname: worker\d+$", probe["stdout"], re.MULTILINE)
+        assert re.search(rf"^hostname: {node}$", probe["stdout"], re.MULTILINE)
         assert probe["status"] == "Done"
         # The scheduler log (DIRAC's getJobLog): the wrapper's own lines for this job.
         job_id = probe["ref"].split("/")[3].split("?")[0]
-        assert re.search(rf"job {job_id}, started on worker\d+", probe["log"]), probe["log"]
+        assert re.search(rf"job {job_id}, started on {node}", probe["log"]), probe["log"]
         assert "exit code 0" in probe["log"]
         assert sleeper["status"] == "Aborted"
     assert document["schema_version"] == 2
@@ -87,9 +93,14 @@ def test_check_connects_and_counts_every_queue_without_submitting(
     done = _run(str(slurm_cluster.client_config_path), "--check", timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines] == [f"- {q}" for q in slurm_cluster.queues]
-    for line in lines:
+    expected = [*slurm_cluster.queues, HOST_QUEUE]
+    assert [line.split(":")[0] for line in lines] == [f"- {q}" for q in expected]
+    for line in lines[:-1]:
         assert re.fullmatch(r"- \w+: running \d+, waiting \d+, queue UP", line), line
+    # a host has no partition whose state could be asked
+    assert re.fullmatch(
+        rf"- {HOST_QUEUE}: running \d+, waiting \d+, queue state unknown", lines[-1]
+    )
 
 
 def test_version_names_the_installed_version() -> None:

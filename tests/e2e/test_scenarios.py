@@ -48,3 +48,7 @@ def test_dirac_scenario(ctx: ScenarioContext, name: str) -> None:
     if name == "dirac_admin_debug_ce":
         assert result.transcript is not None
         assert "100% of the queues correctly fetched job log" in result.transcript
+        # DIRAC's script ran the login node's BatchSystem = Host queue too
+        assert any(
+            c.name == "a BatchSystem = Host queue is among the queues" for c in result.checks
+        )

@@ -15,6 +15,7 @@ from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from harness import faults
 from harness.cluster import Cluster
+from harness.config import HOST_QUEUE, HOST_SLOTS
 
 pytestmark = pytest.mark.e2e
 
@@ -120,7 +121,8 @@ def test_client_files_match_the_stack(slurm_cluster: Cluster) -> None:
     data = tomllib.loads(slurm_cluster.client_config_path.read_text())
     assert data["defaults"]["port"] == slurm_cluster.ssh_port
     assert data["defaults"]["user"] == slurm_cluster.user
-    assert set(data["queues"]) == set(slurm_cluster.queues)
+    assert set(data["queues"]) == {*slurm_cluster.queues, HOST_QUEUE}
+    assert data["queues"][HOST_QUEUE] == {"scheduler": "host", "slots": HOST_SLOTS}
     assert slurm_cluster.key_path.stat().st_mode & 0o777 == 0o600
     assert f"[127.0.0.1]:{slurm_cluster.ssh_port} " in slurm_cluster.known_hosts_path.read_text()
 

@@ -101,6 +101,11 @@ def test_spec_needs_a_worker_and_one_default() -> None:
         StackSpec(partitions=(Partition("a", default=True), Partition("b", default=True)))
 
 
+def test_no_partition_takes_the_host_queue_s_name() -> None:
+    with pytest.raises(ValueError, match="host queue"):
+        StackSpec(partitions=(Partition("host", default=True),))
+
+
 def test_cluster_name_is_slurm_safe() -> None:
     assert cluster_name("intercede") == "intercede"
     assert cluster_name("intercede-tmp1a2b") == "intercede_tmp1a2b"
@@ -151,7 +156,11 @@ def test_client_toml_has_the_exact_registry_keys(tmp_path: Path) -> None:
             "known_hosts": str(kh),
             "work_root": "/home/submit/intercede",
         },
-        "queues": {"main": {"queue": "main"}, "second": {"queue": "second"}},
+        "queues": {
+            "main": {"queue": "main"},
+            "second": {"queue": "second"},
+            "host": {"scheduler": "host", "slots": 2},
+        },
     }
     assert "[queues.main]" in text
     assert isinstance(data["defaults"]["port"], int)
@@ -174,3 +183,15 @@ def test_image_tag_is_a_content_hash(tmp_path: Path) -> None:
     assert stack_hash(v, tmp_path) != first
     assert stack_hash(load_variants()["trixie"], tmp_path) != stack_hash(v, tmp_path)
     assert image_tag(v, tmp_path).startswith("intercede-slurm:bookworm-")
+
+
+def test_the_dirac_cs_reads_the_host_queue_apart_from_the_partitions(tmp_path: Path) -> None:
+    from harness.dirac_cs import StackAccess
+
+    path = tmp_path / "client.toml"
+    path.write_text(
+        render_client_toml(StackSpec(), key_path=tmp_path / "k", known_hosts_path=tmp_path, port=1)
+    )
+    access = StackAccess.from_client_config(path)
+    assert access.queues == ("main", "second")
+    assert access.host_queues == {"host": 2}

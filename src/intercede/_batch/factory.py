@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..config import LocalBatchConfig, SSHBatchConfig
 from ..credentials import CredentialProvider, CredentialSet
 from .backend import BatchBackend
+from .host import HostScheduler
 from .local import LocalTransport
 from .scheduler import Scheduler
 from .slurm import SlurmScheduler
@@ -41,4 +42,6 @@ def _scheduler(config: SSHBatchConfig | LocalBatchConfig) -> Scheduler:
     """The batch system ``config.scheduler`` names."""
     if config.scheduler == "slurm":
         return SlurmScheduler(max_array_size=config.max_array_size)
+    if config.scheduler == "host":
+        return HostScheduler()
     raise AssertionError(f"no scheduler {config.scheduler!r}")  # the config model refuses it

@@ -110,6 +110,12 @@ def locate(
     routing_match = _ROUTING.fullmatch(handle.routing)
     if routing_match is None:
         return f"malformed routing {handle.routing!r} (expected <batch>/<index>)"
+    # A scheduler whose ids spell the routing (host: <batch>_<index>) gets them compared.
+    named = id_match.groupdict()
+    if named.get("batch", routing_match.group(1)) != routing_match.group(1) or named.get(
+        "index", routing_match.group(2)
+    ) != routing_match.group(2):
+        return f"{label} job id {handle.id!r} and routing {handle.routing!r} disagree"
     return JobLocation(
         job_id=handle.id,
         array_id=id_match.group(1),

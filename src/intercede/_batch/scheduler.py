@@ -16,7 +16,10 @@ What a scheduler must keep, so the shared parts work for it: each copy's files l
 id is ``<group>_<task>`` with a numeric group (``job_id_pattern``), and the submit script
 appends one ``@@chunk <offset> <size> <group>`` line per accepted group to ``<batch>/chunks``
 as it happens (``layout.CHUNKS``), which is how output collection, diagnostics and purge check
-that a handle's id belongs to its routing, and how a submit in doubt is reconciled.
+that a handle's id belongs to its routing, and how a submit in doubt is reconciled. A scheduler
+whose ids spell the routing instead (``host``: ``<batch>_<index>``, the named groups ``batch``
+and ``index`` of its ``job_id_pattern``) writes no chunk record: ``layout.locate`` compares the
+id with the routing before anything runs.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..config import LocalBatchConfig, SSHBatchConfig
+from ..errors import ResourceUnavailableError
 from ..models import Explanation, JobStatus, LoadCounts, OpOutcome, SubmissionSpec
+from . import remote
 from .layout import ChunkRecords, JobLocation
 
 __all__ = [
@@ -37,6 +42,7 @@ __all__ = [
     "Scheduler",
     "StatusView",
     "SubmitResult",
+    "cleanup_outcome",
     "clip",
 ]
 
@@ -102,7 +108,8 @@ class StatusView:
 
 class Scheduler(Protocol):
     """What ``BatchBackend`` needs from a batch system. Implementations: ``slurm.SlurmScheduler``
-    (``scheduler = "slurm"``)."""
+    (``scheduler = "slurm"``) and ``host.HostScheduler`` (``scheduler = "host"``: no batch
+    system, detached processes on the resource itself)."""
 
     name: str
     """The first half of a handle's backend name (``<name>+<transport kind>``)."""
@@ -188,3 +195,34 @@ def clip(text: str, limit: int = 2000) -> str:
     """A remote message cut to a size fit for an error message."""
     text = text.strip()
     return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def cleanup_outcome(reply: Reply, batch: str) -> OpOutcome:
+    """What a cleanup script's reply means, for every scheduler: ``@@live <id> <state>`` lines
+    (refused), ``@@busy`` (the submit still runs), ``@@removed`` or ``@@gone``; anything else
+    raises ``ResourceUnavailableError`` (nothing was removed)."""
+    parts = remote.sections(reply.out)
+    words = {part.word for part in parts}
+    live = [part.arg.split(" ", 1) for part in parts if part.word == "live"]
+    if live:
+        listed = ", ".join(f"{job} ({' '.join(state)})" for job, *state in live[:20])
+        more = f" and {len(live) - 20} more" if len(live) > 20 else ""
+        return OpOutcome(
+            ok=False,
+            reason=f"not removed: {len(live)} job(s) of batch {batch} still queued or "
+            f"running: {listed}{more}; cancel them first",
+        )
+    if "busy" in words:
+        return OpOutcome(
+            ok=False,
+            reason=f"not removed: the submit of batch {batch} is still running on the "
+            "resource; try again shortly",
+        )
+    if "removed" in words:
+        return OpOutcome(ok=True)
+    if "gone" in words:
+        return OpOutcome(ok=True, reason="already gone")
+    raise ResourceUnavailableError(
+        f"cannot tell whether batch {batch} still has live jobs; nothing removed: "
+        f"{clip(reply.err) or clip(reply.out) or 'no reply'}"
+    )

@@ -32,7 +32,15 @@ from .layout import (
     parse_chunk_record,
     recorded_job_id,
 )
-from .scheduler import BatchConfig, Command, Reply, StatusView, SubmitResult, clip
+from .scheduler import (
+    BatchConfig,
+    Command,
+    Reply,
+    StatusView,
+    SubmitResult,
+    cleanup_outcome,
+    clip,
+)
 
 __all__ = [
     "CHUNKS",
@@ -55,6 +63,7 @@ __all__ = [
     "expand_job_ids",
     "handle_mismatch",
     "is_transient",
+    "job_script",
     "kill_outcome",
     "map_state",
     "normalise_state",
@@ -258,10 +267,43 @@ def batch_script(
     *,
     has_inputs: bool,
 ) -> str:
-    """The one batch script every copy of the batch runs (array task + offset = copy index).
+    """The one batch script every copy of the batch runs (array task + offset = copy index)."""
+    return job_script(
+        spec,
+        config,
+        batch_dir,
+        executable_name,
+        has_inputs=has_inputs,
+        head="# interCEde batch script: array task + offset ($1) = copy index.\n"
+        "i=$((SLURM_ARRAY_TASK_ID + ${1:-0}))\n",
+        job_id="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}",
+    )
 
-    Secrets never appear here: each copy's ``env`` file exports only their paths. A container
-    image without a launcher never gets here (``staging.check_submittable`` refuses it).
+
+def job_script(
+    spec: SubmissionSpec,
+    config: SSHBatchConfig | LocalBatchConfig,
+    batch_dir: str,
+    executable_name: str,
+    *,
+    has_inputs: bool,
+    head: str,
+    job_id: str,
+    end: str = "exit",
+    prelude: str = "",
+    wrap: tuple[str, str] = ("", ""),
+    enforce_wall_time: bool = False,
+) -> str:
+    """The script a copy runs, for every scheduler: ``head`` sets ``$i`` (the copy index) and
+    ``job_id`` is how the log line names the job; ``end`` is how it exits (a shell function
+    ``prelude`` may define); ``wrap`` goes around the payload's command; with
+    ``enforce_wall_time`` (no scheduler does) ``timeout`` ends the payload at
+    ``wall_time_s``: SIGTERM, SIGKILL 30 s later, exit code 124.
+
+    bash, as DIRAC's own SLURM.py batch scripts: site preambles are written for it
+    (PushJobAgent's is "source <cvmfs>/diracosrc", which dash refuses). Secrets never appear
+    here: each copy's ``env`` file exports only their paths. A container image without a
+    launcher never gets here (``staging.check_submittable`` refuses it).
     """
     command = quote_command(
         [f"{batch_dir}/bin/{executable_name}", *spec.arguments], field="executable"
@@ -270,23 +312,19 @@ def batch_script(
         # One pass: a command holding the text "{image}" must stay as it is.
         values = {"{image}": shlex.quote(spec.container_image), "{command}": command}
         command = _PLACEHOLDER.sub(lambda m: values[m.group(0)], config.container_launcher)
+    if enforce_wall_time and spec.resources.wall_time_s is not None:
+        command = f"timeout -k 30 {spec.resources.wall_time_s} {command}"
     exports = "".join(
         f"export {name}={shlex.quote(value)}\n" for name, value in spec.environment.items()
     )
     b = shlex.quote(batch_dir)
     stage_inputs = (
-        f'cp -R {b}/inputs/. . || {{ echo "intercede: staging inputs failed"; exit 96; }}\n'
+        f'cp -R {b}/inputs/. . || {{ echo "intercede: staging inputs failed"; {end} 96; }}\n'
     )
     return (
-        # bash, as DIRAC's own SLURM.py batch scripts: site preambles are written for it
-        # (PushJobAgent's is "source <cvmfs>/diracosrc", which dash refuses).
-        "#!/bin/bash\n"
-        "# interCEde batch script: array task + offset ($1) = copy index.\n"
-        "i=$((SLURM_ARRAY_TASK_ID + ${1:-0}))\n"
-        f'd={b}/"$i"\n'
-        'mkdir -p "$d/work" && cd "$d/work" ||'
-        ' { echo "intercede: no working directory $d/work"; exit 97; }\n'
-        'echo "intercede: copy $i, job ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID},'
+        "#!/bin/bash\n" + head + f'd={b}/"$i"\n' + prelude + 'mkdir -p "$d/work" && cd "$d/work" ||'
+        f' {{ echo "intercede: no working directory $d/work"; {end} 97; }}\n'
+        f'echo "intercede: copy $i, job {job_id},'
         ' started on $(hostname) at $(date -u +%Y-%m-%dT%H:%M:%SZ)"\n'
         + (stage_inputs if has_inputs else "")
         + "export INTERCEDE_COPY_INDEX=$i\n"
@@ -294,11 +332,13 @@ def batch_script(
         + '. "$d/env"\n'
         'exec 3>&1 >"$d/stdout" 2>"$d/stderr"\n'
         + (config.preamble.rstrip("\n") + "\n" if config.preamble else "")
+        + wrap[0]
         + command
+        + wrap[1]
         + "\n"
         "rc=$?\n"
         f'echo "{EXIT_LINE}$rc at $(date -u +%Y-%m-%dT%H:%M:%SZ)" >&3\n'
-        'exit "$rc"\n'
+        f'{end} "$rc"\n'
     )
 
 
@@ -920,28 +960,4 @@ class SlurmScheduler:
         return Command(cleanup_script(config.work_root, batch))
 
     def cleanup_result(self, reply: Reply, batch: str) -> OpOutcome:
-        parts = remote.sections(reply.out)
-        words = {part.word for part in parts}
-        live = [part.arg.split(" ", 1) for part in parts if part.word == "live"]
-        if live:
-            listed = ", ".join(f"{job} ({' '.join(state)})" for job, *state in live[:20])
-            more = f" and {len(live) - 20} more" if len(live) > 20 else ""
-            return OpOutcome(
-                ok=False,
-                reason=f"not removed: {len(live)} job(s) of batch {batch} still queued or "
-                f"running: {listed}{more}; cancel them first",
-            )
-        if "busy" in words:
-            return OpOutcome(
-                ok=False,
-                reason=f"not removed: the submit of batch {batch} is still running on the "
-                "resource; try again shortly",
-            )
-        if "removed" in words:
-            return OpOutcome(ok=True)
-        if "gone" in words:
-            return OpOutcome(ok=True, reason="already gone")
-        raise ResourceUnavailableError(
-            f"cannot tell whether batch {batch} still has live jobs; nothing removed: "
-            f"{clip(reply.err) or clip(reply.out) or 'no reply'}"
-        )
+        return cleanup_outcome(reply, batch)

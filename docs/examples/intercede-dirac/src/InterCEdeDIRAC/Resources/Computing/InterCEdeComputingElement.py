@@ -1,7 +1,8 @@
 """InterCEde Computing Element: pilots on a batch system reached through interCEde.
 
 A drop-in for ``SSHComputingElement``/``SSHBatchComputingElement`` with ``BatchSystem = SLURM``
-(and ``LocalComputingElement`` with the same batch system): the same CS options, the same
+or ``BatchSystem = Host`` (and ``LocalComputingElement`` with the same batch systems): the same
+CS options, the same
 callers (SiteDirector, PushJobAgent, RemoteRunner, ``killPilotsInQueues``,
 ``dirac-admin-debug-ce``), but every operation is one bulk call of an interCEde backend through
 its synchronous facade: one ``sbatch --array`` per submission, one status query for all the
@@ -11,8 +12,9 @@ the life of the CE (host keys always verified).
 CS options (queue or CE section), on top of those of ``ComputingElement``::
 
   CEType = InterCEde
-  BatchSystem = SLURM
-  Queue = <partition>
+  BatchSystem = SLURM (the default) or Host (no batch system: detached processes on the host)
+  Queue = <partition> (SLURM; for Host only DIRAC's name of the queue)
+  Slots = <copies running at once on the host> (Host only; default: its processor count)
   SSHHost, SSHPort, SSHUser, SSHKey (or SSHPassword), SSHKnownHosts, SSHJumpHost  (absent: Local)
   SharedArea = <absolute directory on the shared file system>, WorkArea = <sub-directory>
   SubmitOptions, Preamble, Account
@@ -84,7 +86,13 @@ CONFIG_OPTIONS = {
     "TransferTimeout": ("transfer_timeout_s", float),
     "CommandTimeout": ("command_timeout_s", float),
     "ContainerLauncher": ("container_launcher", str),
+    "Slots": ("slots", int),
 }
+# DIRAC BatchSystem (any case) -> interCEde scheduler. Unlike DIRAC's SSH CE, whose default is
+# Host, an absent BatchSystem means SLURM here (this CE's behaviour before Host existed).
+SCHEDULERS = {"SLURM": "slurm", "HOST": "host"}
+# CS options DIRAC always sets that mean nothing to a scheduler (Host has no partitions).
+IGNORED_BY_SCHEDULER = {"host": frozenset({"Queue"})}
 # interCEde resource -> (CS option, type): what every pilot of the queue asks the batch system.
 RESOURCE_OPTIONS = {
     "cpus": ("NumberOfProcessors", int),
@@ -110,7 +118,7 @@ ERRNO_BY_EXCEPTION = (
 
 
 class InterCEdeComputingElement(ComputingElement):
-    """DIRAC Computing Element over an interCEde batch backend (Slurm, SSH or local)."""
+    """DIRAC Computing Element over an interCEde batch backend (Slurm or Host, SSH or local)."""
 
     def __init__(self, ceUniqueID):
         super().__init__(ceUniqueID)
@@ -158,10 +166,14 @@ class InterCEdeComputingElement(ComputingElement):
             if parameters.get(option):
                 raise ConfigurationError(f"{option}: {reason}")
         system = str(parameters.get("BatchSystem") or "SLURM")
-        if system.upper() != "SLURM":
-            raise ConfigurationError(f"BatchSystem: {system!r} has no interCEde scheduler; expected SLURM")
-        data = {"kind": "batch", "scheduler": "slurm", "work_root": _workRoot(parameters)}
+        scheduler = SCHEDULERS.get(system.upper())
+        if scheduler is None:
+            raise ConfigurationError(f"BatchSystem: {system!r} has no interCEde scheduler; expected SLURM or Host")
+        data = {"kind": "batch", "scheduler": scheduler, "work_root": _workRoot(parameters)}
+        ignored = IGNORED_BY_SCHEDULER.get(scheduler, frozenset())
         for option, (field, kind) in CONFIG_OPTIONS.items():
+            if option in ignored:
+                continue
             value = parameters.get(option)
             if value not in (None, ""):
                 data[field] = _typed(option, value, kind)
