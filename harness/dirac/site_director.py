@@ -49,10 +49,28 @@ def build_agent(pilots: int) -> tuple[Any, PilotAgentsDBRecorder, FakeMatcher, P
     return agent, db, matcher, proxies
 
 
+def serve_only(batch_system: str | None, report: Report) -> None:
+    """With ``batch_system``, the agent's ``CEs`` option names the CEs of that batch system
+    only (DIRAC's own filter: ``SiteDirector.beginExecution`` reads it)."""
+    from DIRAC import gConfig
+
+    if not batch_system:
+        return
+    site = f"/Resources/Sites/DIRAC/{gConfig.getValue('/LocalSite/Site')}/CEs"
+    names = [
+        name
+        for name in gConfig.getSections(site)["Value"]
+        if gConfig.getValue(f"{site}/{name}/BatchSystem") == batch_system
+    ]
+    report.check(f"the CS has a {batch_system} CE", bool(names), str(names))
+    gConfig.setOptionValue("/Systems/WorkloadManagement/Agents/SiteDirector/CEs", ",".join(names))
+
+
 def run(cs: Path, report: Report) -> None:
     from DIRAC import gConfig
     from DIRAC.WorkloadManagementSystem.Agent.SiteDirector import SiteDirector
 
+    serve_only(os.environ.get("HARNESS_SD_BATCH_SYSTEM"), report)
     agent, db, matcher, _ = build_agent(PILOTS)
     report.ran("DIRAC.WorkloadManagementSystem.Agent.SiteDirector.SiteDirector.beginExecution")
     result = agent.beginExecution()
@@ -157,8 +175,9 @@ def unreachable_queue_fails_alone(agent: Any, report: Report) -> None:
         gConfig.setOptionValue(f"{target}/{option}", value)
     gConfig.setOptionValue(f"{target}/SSHPort", "1")  # nothing listens there
     gConfig.setOptionValue(f"{target}/SSHConnectTimeout", "5")
-    for option, value in gConfig.getOptionsDict(f"{source}/Queues/main")["Value"].items():
-        gConfig.setOptionValue(f"{target}/Queues/main/{option}", value)
+    queue = first["QueueName"]
+    for option, value in gConfig.getOptionsDict(f"{source}/Queues/{queue}")["Value"].items():
+        gConfig.setOptionValue(f"{target}/Queues/{queue}/{option}", value)
     ces = gConfig.getValue(f"/Resources/Sites/DIRAC/{site}/CE", [])
     gConfig.setOptionValue(
         f"/Resources/Sites/DIRAC/{site}/CE", ",".join([*ces, "unreachable.harness"])

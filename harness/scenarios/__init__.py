@@ -32,6 +32,13 @@ SCENARIOS: Mapping[str, DiracScenario] = {
     scenario.name: scenario
     for scenario in (
         DiracScenario("site_director", "harness.dirac.site_director"),
+        # the same agent provisioning the login node's Host CE (no batch system)
+        DiracScenario(
+            "site_director_host",
+            "harness.dirac.site_director",
+            with_host=True,
+            env=(("HARNESS_SD_BATCH_SYSTEM", "Host"),),
+        ),
         DiracScenario("push_job_agent", "harness.dirac.push_job_agent"),
         DiracScenario("remote_runner", "harness.dirac.remote_runner"),
         DiracScenario("wms_utilities", "harness.dirac.wms_utilities"),

@@ -40,6 +40,8 @@ class DiracScenario:
     module: str
     with_host: bool = False
     """Run against the CS that also has the login node's ``BatchSystem = Host`` CE."""
+    env: tuple[tuple[str, str], ...] = ()
+    """Extra environment for the scenario process (what a module reads to vary its run)."""
 
     def __call__(self, ctx: ScenarioContext) -> ScenarioResult:
         started = time.monotonic()
@@ -52,6 +54,7 @@ class DiracScenario:
             "PYTHONPATH": str(REPO_ROOT),
             "HARNESS_TIMEOUT": str(ctx.timeout_s),
             "TMPDIR": str(workdir),
+            **dict(self.env),
         }
         try:
             cs = ctx.cs_host_path if self.with_host else ctx.cs_path
