@@ -216,7 +216,12 @@ def _job(index: int, array: str = "9") -> JobLocation:
 
 
 def _entries(job: JobLocation, files: Mapping[str, int]) -> dict[str, Entry]:
-    entries = {job.job_dir: Entry("d", 0, ""), job.stdout: Entry("f", 10, "")}
+    entries = {
+        job.job_dir: Entry("d", 0, ""),
+        job.stdout: Entry("f", 4, ""),
+        job.stderr: Entry("f", 3, ""),
+        job.log: Entry("f", 3, ""),
+    }
     for name, size in files.items():
         entries[f"{job.work_dir}/{name}"] = Entry("f", size, "")
     return entries
@@ -233,6 +238,7 @@ def test_max_files_is_inclusive() -> None:
     assert isinstance(_plan({"a": 1, "b": 1}, max_files=2, max_bytes=100), collect.Plan)
     over = _plan({"a": 1, "b": 1, "c": 1}, max_files=2, max_bytes=100)
     assert isinstance(over, OpOutcome)
+    assert not over.ok
     assert "3 output files, more than output_max_files=2" in (over.reason or "")
 
 
@@ -240,14 +246,33 @@ def test_max_bytes_is_inclusive_and_counts_the_streams() -> None:
     assert isinstance(_plan({"a": 40, "b": 50}, max_files=9, max_bytes=100), collect.Plan)
     over = _plan({"a": 40, "b": 51}, max_files=9, max_bytes=100)
     assert isinstance(over, OpOutcome)
+    assert not over.ok
     assert "101 bytes of output, more than output_max_bytes=100" in (over.reason or "")
 
 
 def test_crafted_listing_names_with_dot_dot_never_reach_the_transfer() -> None:
     plan = _plan({"ok": 1, "../../../etc/passwd": 5, "a/../../x": 5}, max_files=9, max_bytes=99)
     assert isinstance(plan, collect.Plan)
-    assert list(plan.files) == [_job(0).stdout, f"{_job(0).work_dir}/ok"]
-    assert set(plan.skipped) == {"../../../etc/passwd", "a/../../x"}
+    job = _job(0)
+    assert list(plan.files) == [job.stdout, job.stderr, job.log, f"{job.work_dir}/ok"]
+    assert plan.skipped == {
+        "../../../etc/passwd": "not a path inside the working directory",
+        "a/../../x": "not a path inside the working directory",
+    }
+
+
+def test_members_are_chosen_by_pattern_in_name_order() -> None:
+    job = _job(0)
+    entries = _entries(job, {"a.log": 1, "b.txt": 2, "c.log": 3, "d/e.log": 4})
+    plan = collect.plan_collection(
+        [job], {BATCH: {"members": ["*.log", "d"]}}, entries, max_bytes=99, max_files=9
+    )["9_0"]
+    assert isinstance(plan, collect.Plan)
+    assert [p.removeprefix(f"{job.work_dir}/") for p in plan.files if "/work/" in p] == [
+        "a.log",
+        "c.log",
+        "d/e.log",
+    ]
 
 
 def test_a_link_resolving_into_a_sibling_job_with_a_longer_id_is_removed(tmp_path: Path) -> None:
