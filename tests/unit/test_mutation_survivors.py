@@ -364,3 +364,67 @@ def test_gen_sync_check_fails_when_the_output_file_is_missing(tmp_path: Path) ->
     )
     assert done.returncode == 1
     assert not missing.exists()
+
+
+# --- what staging writes ----------------------------------------------------------------------
+
+
+def test_the_manifest_is_exactly_what_get_output_reads_back() -> None:
+    from intercede import OutputMember, OutputSpec, SubmissionSpec
+    from intercede._batch.staging import manifest_bytes
+
+    spec = SubmissionSpec(
+        executable="/bin/true",
+        outputs=OutputSpec(
+            members=(
+                OutputMember(pattern="a/*.txt"),
+                OutputMember(pattern="up", destination="https://se.example/x"),
+            ),
+            include_unlisted=True,
+        ),
+    )
+    data = manifest_bytes(spec)
+    assert data == b'{"members":["a/*.txt"],"include_unlisted":true}'
+    listing = f"@@manifest {BATCH}\n".encode() + data + b"\n@@end\n@@find\n"
+    manifests, _ = collect.parse_listing(listing)
+    assert manifests == {BATCH: {"members": ["a/*.txt"], "include_unlisted": True}}
+
+
+def test_the_batch_archive_holds_exactly_the_layout_with_private_modes(tmp_path: Path) -> None:
+    from pydantic import SecretBytes
+
+    from intercede import CopyVars, FileRef, SubmissionSpec
+    from intercede._batch.staging import build_batch_archive
+
+    exe = tmp_path / "pilot.sh"
+    exe.write_text("#!/bin/sh\n")
+    data = tmp_path / "in.txt"
+    data.write_text("input\n")
+    spec = SubmissionSpec(executable=str(exe), inputs=(FileRef(name="in.txt", source=str(data)),))
+    copies = [
+        CopyVars(environment={"STAMP": "s0"}, secrets={"TOKEN": SecretBytes(b"t0")}),
+        CopyVars(environment={"STAMP": "s1"}),
+    ]
+    raw = build_batch_archive(spec, copies, batch_dir="/w/b", script="#!/bin/sh\n")
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        members = {m.name: (m.type, m.mode) for m in tar.getmembers()}
+        env0 = tar.extractfile("0/env").read()  # type: ignore[union-attr]
+        secret = tar.extractfile("0/secrets/TOKEN").read()  # type: ignore[union-attr]
+    file, directory = tarfile.REGTYPE, tarfile.DIRTYPE
+    assert members == {
+        "job.sh": (file, 0o700),
+        "manifest.json": (file, 0o600),
+        "logs": (directory, 0o700),
+        "bin": (directory, 0o700),
+        "bin/pilot.sh": (file, 0o700),
+        "inputs": (directory, 0o700),
+        "inputs/in.txt": (file, 0o600),
+        "0": (directory, 0o700),
+        "0/secrets": (directory, 0o700),
+        "0/secrets/TOKEN": (file, 0o600),
+        "0/env": (file, 0o600),
+        "1": (directory, 0o700),
+        "1/env": (file, 0o600),
+    }
+    assert env0 == b"export STAMP=s0\nexport INTERCEDE_SECRET_TOKEN=/w/b/0/secrets/TOKEN\n"
+    assert secret == b"t0"
