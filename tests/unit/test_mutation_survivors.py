@@ -428,3 +428,25 @@ def test_the_batch_archive_holds_exactly_the_layout_with_private_modes(tmp_path:
     }
     assert env0 == b"export STAMP=s0\nexport INTERCEDE_SECRET_TOKEN=/w/b/0/secrets/TOKEN\n"
     assert secret == b"t0"
+
+
+def test_an_incomplete_collection_says_why_and_names_what_is_missing() -> None:
+    from intercede._batch.collect import _incomplete
+
+    job = _job(0)
+    plan = collect.Plan(job)
+    missing = [f"{job.job_dir}/work/{name}" for name in ("a", "b", "c", "d", "e")]
+    assert _incomplete(plan, "x: file changed as we read it", missing, None, 1) == (
+        "output incomplete, nothing kept: tar reported 'x: file changed as we read it'; "
+        "missing 'work/a', 'work/b', 'work/c' and 2 more"
+    )
+    assert _incomplete(plan, None, missing[:1], "the stream broke off", None) == (
+        "output incomplete, nothing kept: the stream broke off; missing 'work/a'"
+    )
+    assert _incomplete(plan, None, missing[:3], None, 2) == (
+        "output incomplete, nothing kept: tar ended with exit code 2; "
+        "missing 'work/a', 'work/b', 'work/c'"
+    )
+    assert _incomplete(plan, None, [], None, 0) == (
+        "output incomplete, nothing kept: they were not in the stream"
+    )
