@@ -200,3 +200,17 @@ async def test_an_impossible_dest_is_refused_naming_it_before_any_remote_call(
         await backend.get_output([_handle()], dest)
     assert info.value.field == "dest"
     assert transport.calls == 0
+
+
+def test_chunk_records_come_only_from_the_manifest_section() -> None:
+    """File names in the find section are the payload's: one spelling a chunk record (and the
+    find marker) must not forge or hide a batch's record; bytes that are not UTF-8 are kept."""
+    from intercede._batch import collect
+
+    head = f"@@chunks {BATCH}\n@@chunk 0 2 9\n@@end\n".encode()
+    forged = f"x\n@@find\n@@chunks {BATCH}\n@@chunk 0 2 666\n@@end\n".encode()
+    listing = head + b"@@find\nf 1 " + forged + b"\x00\x00"
+    assert collect.chunk_records(listing) == {BATCH: ((0, 2, "9"),)}
+    assert collect.chunk_records(b"@@find\nf 1 " + forged) == {}
+    odd = f"@@chunks {BATCH}\n\xff\xfe\n@@chunk 2 1 10\n@@end\n@@find\n".encode("latin-1")
+    assert collect.chunk_records(odd) == {BATCH: ((2, 1, "10"),)}

@@ -29,6 +29,7 @@ def test_the_compact_handle_form_is_exact() -> None:
         ("[::1", "expected an IPv6 address between '[' and ']'"),
         ("[]:22", "expected an IPv6 address between '[' and ']'"),
         ("[::1]x", "expected ':port' after ']'"),
+        ("[::1]]:22", "expected ':port' after ']'"),
         ("::1", "put an IPv6 address in brackets: [2001:db8::1]:22"),
         (":22", "expected a host name"),
         ("h:0", "port must be a number from 1 to 65535"),

@@ -216,7 +216,12 @@ def _job(index: int, array: str = "9") -> JobLocation:
 
 
 def _entries(job: JobLocation, files: Mapping[str, int]) -> dict[str, Entry]:
-    entries = {job.job_dir: Entry("d", 0, ""), job.stdout: Entry("f", 10, "")}
+    entries = {
+        job.job_dir: Entry("d", 0, ""),
+        job.stdout: Entry("f", 4, ""),
+        job.stderr: Entry("f", 3, ""),
+        job.log: Entry("f", 3, ""),
+    }
     for name, size in files.items():
         entries[f"{job.work_dir}/{name}"] = Entry("f", size, "")
     return entries
@@ -233,6 +238,7 @@ def test_max_files_is_inclusive() -> None:
     assert isinstance(_plan({"a": 1, "b": 1}, max_files=2, max_bytes=100), collect.Plan)
     over = _plan({"a": 1, "b": 1, "c": 1}, max_files=2, max_bytes=100)
     assert isinstance(over, OpOutcome)
+    assert not over.ok
     assert "3 output files, more than output_max_files=2" in (over.reason or "")
 
 
@@ -240,14 +246,33 @@ def test_max_bytes_is_inclusive_and_counts_the_streams() -> None:
     assert isinstance(_plan({"a": 40, "b": 50}, max_files=9, max_bytes=100), collect.Plan)
     over = _plan({"a": 40, "b": 51}, max_files=9, max_bytes=100)
     assert isinstance(over, OpOutcome)
+    assert not over.ok
     assert "101 bytes of output, more than output_max_bytes=100" in (over.reason or "")
 
 
 def test_crafted_listing_names_with_dot_dot_never_reach_the_transfer() -> None:
     plan = _plan({"ok": 1, "../../../etc/passwd": 5, "a/../../x": 5}, max_files=9, max_bytes=99)
     assert isinstance(plan, collect.Plan)
-    assert list(plan.files) == [_job(0).stdout, f"{_job(0).work_dir}/ok"]
-    assert set(plan.skipped) == {"../../../etc/passwd", "a/../../x"}
+    job = _job(0)
+    assert list(plan.files) == [job.stdout, job.stderr, job.log, f"{job.work_dir}/ok"]
+    assert plan.skipped == {
+        "../../../etc/passwd": "not a path inside the working directory",
+        "a/../../x": "not a path inside the working directory",
+    }
+
+
+def test_members_are_chosen_by_pattern_in_name_order() -> None:
+    job = _job(0)
+    entries = _entries(job, {"a.log": 1, "b.txt": 2, "c.log": 3, "d/e.log": 4})
+    plan = collect.plan_collection(
+        [job], {BATCH: {"members": ["*.log", "d"]}}, entries, max_bytes=99, max_files=9
+    )["9_0"]
+    assert isinstance(plan, collect.Plan)
+    assert [p.removeprefix(f"{job.work_dir}/") for p in plan.files if "/work/" in p] == [
+        "a.log",
+        "c.log",
+        "d/e.log",
+    ]
 
 
 def test_a_link_resolving_into_a_sibling_job_with_a_longer_id_is_removed(tmp_path: Path) -> None:
@@ -316,3 +341,89 @@ def test_gen_sync_check_fails_when_the_output_file_is_missing(tmp_path: Path) ->
     )
     assert done.returncode == 1
     assert not missing.exists()
+
+
+# --- what staging writes ----------------------------------------------------------------------
+
+
+def test_the_manifest_is_exactly_what_get_output_reads_back() -> None:
+    from intercede import OutputMember, OutputSpec, SubmissionSpec
+    from intercede._batch.staging import manifest_bytes
+
+    spec = SubmissionSpec(
+        executable="/bin/true",
+        outputs=OutputSpec(
+            members=(
+                OutputMember(pattern="a/*.txt"),
+                OutputMember(pattern="up", destination="https://se.example/x"),
+            ),
+            include_unlisted=True,
+        ),
+    )
+    data = manifest_bytes(spec)
+    assert data == b'{"members":["a/*.txt"],"include_unlisted":true}'
+    listing = f"@@manifest {BATCH}\n".encode() + data + b"\n@@end\n@@find\n"
+    manifests, _ = collect.parse_listing(listing)
+    assert manifests == {BATCH: {"members": ["a/*.txt"], "include_unlisted": True}}
+
+
+def test_the_batch_archive_holds_exactly_the_layout_with_private_modes(tmp_path: Path) -> None:
+    from pydantic import SecretBytes
+
+    from intercede import CopyVars, FileRef, SubmissionSpec
+    from intercede._batch.staging import build_batch_archive
+
+    exe = tmp_path / "pilot.sh"
+    exe.write_text("#!/bin/sh\n")
+    data = tmp_path / "in.txt"
+    data.write_text("input\n")
+    spec = SubmissionSpec(executable=str(exe), inputs=(FileRef(name="in.txt", source=str(data)),))
+    copies = [
+        CopyVars(environment={"STAMP": "s0"}, secrets={"TOKEN": SecretBytes(b"t0")}),
+        CopyVars(environment={"STAMP": "s1"}),
+    ]
+    raw = build_batch_archive(spec, copies, batch_dir="/w/b", script="#!/bin/sh\n")
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        members = {m.name: (m.type, m.mode) for m in tar.getmembers()}
+        env0 = tar.extractfile("0/env").read()  # type: ignore[union-attr]
+        secret = tar.extractfile("0/secrets/TOKEN").read()  # type: ignore[union-attr]
+    file, directory = tarfile.REGTYPE, tarfile.DIRTYPE
+    assert members == {
+        "job.sh": (file, 0o700),
+        "manifest.json": (file, 0o600),
+        "logs": (directory, 0o700),
+        "bin": (directory, 0o700),
+        "bin/pilot.sh": (file, 0o700),
+        "inputs": (directory, 0o700),
+        "inputs/in.txt": (file, 0o600),
+        "0": (directory, 0o700),
+        "0/secrets": (directory, 0o700),
+        "0/secrets/TOKEN": (file, 0o600),
+        "0/env": (file, 0o600),
+        "1": (directory, 0o700),
+        "1/env": (file, 0o600),
+    }
+    assert env0 == b"export STAMP=s0\nexport INTERCEDE_SECRET_TOKEN=/w/b/0/secrets/TOKEN\n"
+    assert secret == b"t0"
+
+
+def test_an_incomplete_collection_says_why_and_names_what_is_missing() -> None:
+    from intercede._batch.collect import _incomplete
+
+    job = _job(0)
+    plan = collect.Plan(job)
+    missing = [f"{job.job_dir}/work/{name}" for name in ("a", "b", "c", "d", "e")]
+    assert _incomplete(plan, "x: file changed as we read it", missing, None, 1) == (
+        "output incomplete, nothing kept: tar reported 'x: file changed as we read it'; "
+        "missing 'work/a', 'work/b', 'work/c' and 2 more"
+    )
+    assert _incomplete(plan, None, missing[:1], "the stream broke off", None) == (
+        "output incomplete, nothing kept: the stream broke off; missing 'work/a'"
+    )
+    assert _incomplete(plan, None, missing[:3], None, 2) == (
+        "output incomplete, nothing kept: tar ended with exit code 2; "
+        "missing 'work/a', 'work/b', 'work/c'"
+    )
+    assert _incomplete(plan, None, [], None, 0) == (
+        "output incomplete, nothing kept: they were not in the stream"
+    )
