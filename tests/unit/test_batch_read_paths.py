@@ -207,8 +207,9 @@ def test_chunk_records_come_only_from_the_manifest_section() -> None:
     find marker) must not forge or hide a batch's record; bytes that are not UTF-8 are kept."""
     from intercede._batch import collect
 
-    head = f"@@chunks {BATCH}\n@@chunk 0 2 9\n@@end\n".encode()
-    forged = f"x\n@@find\n@@chunks {BATCH}\n@@chunk 0 2 666\n@@end\n".encode()
+    manifest = f"@@manifest {BATCH}\n{{}}\n@@end\n".encode()  # its @@end opens no record
+    head = manifest + f"@@chunks {BATCH}\n@@chunk 0 2 9\n@@end\n".encode()
+    forged = f"x\n@@chunks {BATCH}\n@@chunk 0 2 666\n@@end\n@@find\n".encode()
     listing = head + b"@@find\nf 1 " + forged + b"\x00\x00"
     assert collect.chunk_records(listing) == {BATCH: ((0, 2, "9"),)}
     assert collect.chunk_records(b"@@find\nf 1 " + forged) == {}

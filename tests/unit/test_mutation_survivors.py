@@ -264,6 +264,7 @@ def test_crafted_listing_names_with_dot_dot_never_reach_the_transfer() -> None:
 def test_members_are_chosen_by_pattern_in_name_order() -> None:
     job = _job(0)
     entries = _entries(job, {"a.log": 1, "b.txt": 2, "c.log": 3, "d/e.log": 4})
+    entries[f"{job.work_dir}/a.dir"] = Entry("d", 0, "")  # sorts first; only files count
     plan = collect.plan_collection(
         [job], {BATCH: {"members": ["*.log", "d"]}}, entries, max_bytes=99, max_files=9
     )["9_0"]
