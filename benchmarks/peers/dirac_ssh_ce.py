@@ -26,8 +26,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from harness.dirac._agent import load_cs
-from harness.dirac._login import login_run
+from harness.dirac import load_cs
+from harness.dirac.login import login_run
 
 JOB_COUNT_MARGIN = 500
 

@@ -11,4 +11,6 @@ manager, job state and reporting); every call on a Computing Element is DIRAC's 
 calling the real ``InterCEdeComputingElement`` built by DIRAC's ``ComputingElementFactory``.
 """
 
-__all__: list[str] = []
+from harness.dirac._agent import load_cs
+
+__all__ = ["load_cs"]
