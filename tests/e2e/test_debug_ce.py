@@ -17,8 +17,11 @@ from pathlib import Path
 
 import pytest
 
+import intercede
+import intercede.sync
 from harness.cluster import Cluster
 from harness.config import HOST_QUEUE
+from intercede import JobStatus
 
 pytestmark = pytest.mark.e2e
 
@@ -148,16 +151,23 @@ def test_unreachable_resource_exits_2_without_traceback(
     assert "Traceback" not in done.stdout + done.stderr
 
 
-def _job_ids(document: dict[str, object]) -> list[str]:
+def _live(cluster: Cluster, document: dict[str, object]) -> dict[str, str]:
+    """The report's jobs that are still waiting or running, asked through the public API of
+    each job's own queue (Slurm and host queues alike): nothing should be."""
+    site = intercede.load_config(cluster.client_config_path)
     queues = document["queues"]
     assert isinstance(queues, list)
-    return [job["ref"].split("/")[3].split("?")[0] for q in queues for job in q["jobs"]]
-
-
-def _live(cluster: Cluster, job_ids: list[str]) -> str:
-    """What squeue still shows of these jobs (pending or running)."""
-    _, out = cluster.ssh(f"squeue -h -r -t PD,R,CG -j {','.join(job_ids)} -o '%i %T' || true")
-    return out.strip()
+    live: dict[str, str] = {}
+    for queue in queues:
+        handles = [intercede.JobHandle.parse(job["ref"]) for job in queue["jobs"]]
+        if not handles:
+            continue
+        name = queue["queue"]
+        with intercede.sync.backend(site.queues[name], site.credentials_for(name)) as ce:
+            for job_id, status in ce.get_status(handles).items():
+                if status in (JobStatus.SUBMITTED, JobStatus.WAITING, JobStatus.RUNNING):
+                    live[job_id] = status.value
+    return live
 
 
 def test_one_ctrl_c_stops_cleans_up_and_reports_partially(
@@ -196,7 +206,7 @@ def test_one_ctrl_c_stops_cleans_up_and_reports_partially(
     assert "Traceback" not in err
     # Cancelled within 2 s; the cleanup (kill, settle, purge over SSH) takes the rest.
     assert took < 30, took
-    assert _live(slurm_cluster, _job_ids(document)) == ""
+    assert _live(slurm_cluster, document) == {}
 
 
 def test_a_probe_that_times_out_is_killed_and_purged(
@@ -228,7 +238,7 @@ def test_a_probe_that_times_out_is_killed_and_purged(
         "message": "1 job(s) purged (1 killed first)",
     }
     assert [job["left"] for job in queue["jobs"]] == [False]
-    assert _live(slurm_cluster, _job_ids(document)) == ""
+    assert _live(slurm_cluster, document) == {}
 
 
 def test_a_second_ctrl_c_exits_at_once(slurm_cluster: Cluster, tmp_path: Path) -> None:
@@ -319,7 +329,7 @@ def test_a_partition_that_starts_no_jobs_fails_fast_saying_why(
             "the scheduler will not start it: Waiting (PartitionDown) in second, which is DOWN"
         )
         assert checks["purge"]["message"] == "1 job(s) purged (1 killed first)"
-        assert _live(slurm_cluster, _job_ids(json.loads(done.stdout))) == ""
+        assert _live(slurm_cluster, json.loads(done.stdout)) == {}
     else:
         assert jobs == []
         assert checks["submit"]["state"] == "failed"
