@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
@@ -44,13 +45,19 @@ class ScenarioContext:
         self.scratch = scratch or Path(tempfile.mkdtemp(prefix="intercede-scenarios-"))
         self.scratch.mkdir(parents=True, exist_ok=True)
         access = StackAccess.from_client_config(cluster.client_config_path)
+        # A job name of this context's own: a CE counts (getCEStatus, available) only its own
+        # pilots, and other tests' jobs share the cluster meanwhile.
+        own = {"JobName": f"dirac-{uuid.uuid4().hex[:8]}"}
         self.cs_path = self.scratch / "dirac.cfg"
-        self.cs_path.write_text(render_cs(access, stack=cluster.name, work_area=work_area) + "\n")
+        self.cs_path.write_text(
+            render_cs(access, stack=cluster.name, work_area=work_area, extra_ce=own) + "\n"
+        )
         # The same site plus a BatchSystem = Host CE on the login node, for the scenarios
         # that make sense without a batch system (DiracScenario.with_host).
         self.cs_host_path = self.scratch / "dirac-host.cfg"
         self.cs_host_path.write_text(
-            render_cs(access, stack=cluster.name, work_area=work_area, with_host=True) + "\n"
+            render_cs(access, stack=cluster.name, work_area=work_area, with_host=True, extra_ce=own)
+            + "\n"
         )
 
     def __enter__(self) -> Self:
