@@ -4,7 +4,7 @@ are processes on the login node itself (DIRAC's SSH CE with ``BatchSystem = Host
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +23,12 @@ from intercede import (
     SubmissionSpec,
 )
 from intercede._batch.backend import BatchBackend
+from tests.e2e.jobs import all_final as _all_final
+from tests.e2e.jobs import build as _build
+from tests.e2e.jobs import script as _script
+from tests.e2e.jobs import wait as _wait
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # asyncssh needs asyncio
 
 
 @pytest.fixture
@@ -42,54 +41,8 @@ def config(slurm_cluster: Any, remote_workdir: str) -> SSHBatchConfig:
     return base.model_copy(update={"work_root": f"{remote_workdir}/jobs"})
 
 
-@pytest.fixture
-def credentials(slurm_cluster: Any) -> intercede.CredentialProvider:
-    return intercede.load_config(slurm_cluster.client_config_path).credentials()
-
-
-def _build(config: SSHBatchConfig, credentials: intercede.CredentialProvider) -> BatchBackend:
-    built = intercede.backend(config, credentials)
-    assert isinstance(built, BatchBackend)
-    return built
-
-
-@pytest.fixture
-async def backend(
-    config: SSHBatchConfig, credentials: intercede.CredentialProvider
-) -> AsyncIterator[BatchBackend]:
-    async with _build(config, credentials) as opened:
-        yield opened
-
-
-def _script(tmp_path: Path, body: str) -> str:
-    path = tmp_path / f"payload-{time.monotonic_ns()}.sh"
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(0o755)
-    return str(path)
-
-
-async def _wait(
-    backend: BatchBackend,
-    handles: Sequence[JobHandle],
-    done: Callable[[Mapping[str, JobStatus]], bool],
-    timeout: float = 60,
-) -> Mapping[str, JobStatus]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = await backend.get_status(handles)
-        if done(status):
-            return status
-        if time.monotonic() > deadline:
-            raise AssertionError(f"jobs did not get there in {timeout}s: {status}")
-        await anyio.sleep(0.3)
-
-
 def _running(n: int) -> Callable[[Mapping[str, JobStatus]], bool]:
     return lambda s: list(s.values()).count(JobStatus.RUNNING) == n
-
-
-def _final(status: Mapping[str, JobStatus]) -> bool:
-    return all(s.is_final for s in status.values())
 
 
 def _on_login(cluster: Any, command: str) -> str:
@@ -138,7 +91,7 @@ async def test_copies_run_detached_on_the_login_node_within_their_slots(
         for _ in range(5):  # the bound holds while they wait
             assert list((await second.get_status(handles)).values()).count(JobStatus.RUNNING) <= 2
         _on_login(slurm_cluster, f"touch {gate}")
-        status = await _wait(second, handles, _final)
+        status = await _wait(second, handles, _all_final)
         assert status == dict.fromkeys((h.id for h in handles), JobStatus.DONE)
         login = _on_login(slurm_cluster, "hostname").strip()
         outputs = await second.get_output(handles, tmp_path / "out")
@@ -210,7 +163,7 @@ async def test_failed_and_lost_copies_are_failed(
     batch, index = lost.routing.split("/")
     # the job dies without writing its exit code (an OOM kill, an admin's kill -9)
     _on_login(slurm_cluster, f'kill -s KILL -- "-$(cat {config.work_root}/{batch}/{index}/pid)"')
-    status = await _wait(backend, [failed, lost], _final)
+    status = await _wait(backend, [failed, lost], _all_final)
     assert status == {failed.id: JobStatus.FAILED, lost.id: JobStatus.FAILED}
     explained = await backend.explain([failed, lost])
     assert getattr(explained[failed.id], "reason", None) == "exit code 3"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,12 @@ from intercede import (
     SubmissionSpec,
 )
 from intercede._batch.backend import BatchBackend
+from tests.e2e.jobs import all_final as _all_final
+from tests.e2e.jobs import build as _build
+from tests.e2e.jobs import script as _script
+from tests.e2e.jobs import wait as _wait
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # asyncssh needs asyncio
 
 
 @pytest.fixture
@@ -47,55 +46,6 @@ def config(slurm_cluster: Any, remote_workdir: str) -> SSHBatchConfig:
     return base.model_copy(
         update={"work_root": remote_workdir, "job_name": f"t-{uuid.uuid4().hex[:10]}"}
     )
-
-
-@pytest.fixture
-def credentials(slurm_cluster: Any) -> intercede.CredentialProvider:
-    return intercede.load_config(slurm_cluster.client_config_path).credentials()
-
-
-def _build(config: SSHBatchConfig, credentials: intercede.CredentialProvider) -> BatchBackend:
-    built = intercede.backend(config, credentials)
-    assert isinstance(built, BatchBackend)
-    return built
-
-
-@pytest.fixture
-async def backend(
-    config: SSHBatchConfig, credentials: intercede.CredentialProvider
-) -> AsyncIterator[BatchBackend]:
-    async with _build(config, credentials) as opened:
-        yield opened
-
-
-def _script(tmp_path: Path, body: str, name: str = "payload.sh") -> str:
-    path = tmp_path / name
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(0o755)
-    return str(path)
-
-
-async def _wait(
-    backend: BatchBackend,
-    handles: Sequence[JobHandle],
-    done: Callable[[Mapping[str, JobStatus]], bool],
-    timeout: float = 120,
-    seen: list[Mapping[str, JobStatus]] | None = None,
-) -> Mapping[str, JobStatus]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = await backend.get_status(handles)
-        if seen is not None:
-            seen.append(status)
-        if done(status):
-            return status
-        if time.monotonic() > deadline:
-            raise AssertionError(f"jobs did not get there in {timeout}s: {status}")
-        await anyio.sleep(0.5)
-
-
-def _all_final(status: Mapping[str, JobStatus]) -> bool:
-    return all(s.is_final for s in status.values())
 
 
 def _tree(root: Path) -> dict[str, str]:

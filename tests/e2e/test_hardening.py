@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,11 @@ from intercede import (
 )
 from intercede._batch.backend import BatchBackend
 from intercede._batch.staging import MAX_ARG_STRLEN
+from tests.e2e.jobs import build as _build
+from tests.e2e.jobs import script as _script
+from tests.e2e.jobs import wait as _wait
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture
@@ -47,48 +45,6 @@ def config(slurm_cluster: Any, remote_workdir: str) -> SSHBatchConfig:
     return base.model_copy(
         update={"work_root": remote_workdir, "job_name": f"h-{uuid.uuid4().hex[:10]}"}
     )
-
-
-@pytest.fixture
-def credentials(slurm_cluster: Any) -> intercede.CredentialProvider:
-    return intercede.load_config(slurm_cluster.client_config_path).credentials()
-
-
-def _build(config: SSHBatchConfig, credentials: intercede.CredentialProvider) -> BatchBackend:
-    built = intercede.backend(config, credentials)
-    assert isinstance(built, BatchBackend)
-    return built
-
-
-@pytest.fixture
-async def backend(
-    config: SSHBatchConfig, credentials: intercede.CredentialProvider
-) -> AsyncIterator[BatchBackend]:
-    async with _build(config, credentials) as opened:
-        yield opened
-
-
-def _script(tmp_path: Path, body: str) -> str:
-    path = tmp_path / "payload.sh"
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(0o755)
-    return str(path)
-
-
-async def _wait(
-    backend: BatchBackend,
-    handles: Sequence[JobHandle],
-    done: Callable[[Mapping[str, JobStatus]], bool],
-    timeout: float = 120,
-) -> Mapping[str, JobStatus]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = await backend.get_status(handles)
-        if done(status):
-            return status
-        if time.monotonic() > deadline:
-            raise AssertionError(f"jobs did not get there in {timeout}s: {status}")
-        await anyio.sleep(0.5)
 
 
 def _ls(cluster: Any, path: str) -> list[str]:
