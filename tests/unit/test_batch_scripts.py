@@ -447,3 +447,54 @@ async def test_diagnostics_raise_when_the_remote_command_fails(
     root.rmdir()  # the work root is gone: nothing could be read
     with pytest.raises(ResourceUnavailableError, match="cannot read stdout"):
         await backend.get_diagnostics([_handle("41_0")])
+
+
+# --- purge by the batch's copies record -----------------------------------------------------
+
+
+def _records(root: Path, copies: int) -> Path:
+    """A batch as submit leaves it: one line per copy in ``copies``, no copy directory."""
+    batch = root / BATCH
+    (batch / "logs").mkdir(parents=True, exist_ok=True)
+    (batch / "job.sh").write_text("#!/bin/bash\n")
+    (batch / "copies").write_text("\n" * copies)
+    (batch / "secrets").write_text("\n" * copies)
+    return batch
+
+
+async def test_purge_records_each_copy_and_removes_the_batch_with_its_last(
+    backend: BatchBackend, slurm_cli: Slurm, root: Path
+) -> None:
+    slurm_cli.answer("sacct", "41_0|COMPLETED\n41_1|CANCELLED by 0\n41_2|FAILED\n")
+    slurm_cli.answer("squeue", "")
+    batch = _records(root, 3)
+    _chunks(root, "@@chunk 0 3 41")
+    ran = _job_dir(root, 0, log="ran\n", job_id="41_0")  # copy 1 never started: no directory
+    first = await backend.purge([_handle("41_0"), _handle("41_1", 1)])
+    assert first == {"41_0": OpOutcome(ok=True), "41_1": OpOutcome(ok=True)}
+    assert not ran.exists()
+    assert not (batch / "logs" / "41_0.log").exists()
+    assert (batch / "purged").read_text().split() == ["0", "1"]
+    assert (batch / "job.sh").exists()  # copy 2 is not purged yet: the batch stays
+    again = await backend.purge([_handle("41_1", 1)])
+    assert again == {"41_1": OpOutcome(ok=True, reason="already gone")}
+    assert (batch / "purged").read_text().split() == ["0", "1"]
+    last = await backend.purge([_handle("41_2", 2)])
+    assert last == {"41_2": OpOutcome(ok=True)}
+    assert not batch.exists()  # its script, records, secrets and logs went with the last copy
+
+
+def test_an_index_beyond_the_batch_never_counts_towards_removing_it(root: Path) -> None:
+    import subprocess
+
+    from intercede._batch import remote
+
+    batch = _records(root, 2)
+    stdin = f"{BATCH} 0 {BATCH}/logs/a.log\n{BATCH} 7 {BATCH}/logs/b.log\n".encode()
+    done = subprocess.run(
+        ["sh", "-c", remote.script("purge.sh", str(root))], input=stdin, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert remote.marks(done.stdout.decode(), "had") == [f"{BATCH}/0"]
+    assert (batch / "purged").read_text().split() == ["0"]
+    assert (batch / "job.sh").exists()

@@ -62,7 +62,7 @@ def _stage(
         Path(spec.executable).name,
         has_inputs=bool(spec.inputs),
     )
-    archive = build_batch_archive(spec, copies, batch_dir=str(batch_dir), script=script)
+    archive = build_batch_archive(spec, copies, script=script)
     subprocess.run(["tar", "-x", "-p", "-f", "-", "-C", str(batch_dir)], input=archive, check=True)
     return batch_dir
 
@@ -70,7 +70,7 @@ def _stage(
 def _run_copy(batch_dir: Path, task: int, offset: int = 0) -> subprocess.CompletedProcess[bytes]:
     env = {"PATH": os.environ["PATH"], "SLURM_ARRAY_TASK_ID": str(task), "SLURM_ARRAY_JOB_ID": "7"}
     return subprocess.run(
-        ["sh", str(batch_dir / "job.sh"), str(offset)], env=env, capture_output=True, check=False
+        ["bash", str(batch_dir / "job.sh"), str(offset)], env=env, capture_output=True, check=False
     )
 
 
@@ -152,7 +152,7 @@ def test_inputs_are_staged_once_and_copied_into_each_working_dir(tmp_path: Path)
     for i in range(2):
         assert _run_copy(batch_dir, i).returncode == 0
         assert (batch_dir / str(i) / "work" / "seen").read_bytes() == b"A\x00\x01"
-    archive = build_batch_archive(spec, [CopyVars()] * 50, batch_dir="/w/b", script="")
+    archive = build_batch_archive(spec, [CopyVars()] * 50, script="")
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         names = tar.getnames()
     assert names.count("inputs/in.bin") == 1  # once per batch, not per copy
@@ -257,7 +257,7 @@ def test_a_symlink_cycle_in_an_input_directory_is_refused_naming_the_input(
         inputs=(FileRef(name="ok", source="/bin/true"), FileRef(name="d", source=str(data))),
     )
     with pytest.raises(SpecificationRejectedError) as info:
-        build_batch_archive(spec, [CopyVars()], batch_dir="/w/b", script="")
+        build_batch_archive(spec, [CopyVars()], script="")
     assert info.value.field == "inputs[1].source"
     assert "cycle" in str(info.value)
 
@@ -268,7 +268,7 @@ def test_the_same_directory_reached_twice_without_a_cycle_is_staged(tmp_path: Pa
     (data / "real" / "a.txt").write_text("A")
     (data / "alias").symlink_to("real")
     spec = SubmissionSpec(executable="/bin/true", inputs=(FileRef(name="d", source=str(data)),))
-    archive = build_batch_archive(spec, [CopyVars()], batch_dir="/w/b", script="")
+    archive = build_batch_archive(spec, [CopyVars()], script="")
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         names = set(tar.getnames())
     assert {"inputs/d/real/a.txt", "inputs/d/alias/a.txt"} <= names
@@ -280,5 +280,5 @@ def test_a_dangling_link_in_the_inputs_is_refused_naming_the_input(tmp_path: Pat
     (data / "gone").symlink_to("nowhere")
     spec = SubmissionSpec(executable="/bin/true", inputs=(FileRef(name="d", source=str(data)),))
     with pytest.raises(SpecificationRejectedError) as info:
-        build_batch_archive(spec, [CopyVars()], batch_dir="/w/b", script="")
+        build_batch_archive(spec, [CopyVars()], script="")
     assert info.value.field == "inputs[0].source"

@@ -57,7 +57,7 @@ class Site:
         batch_dir = f"{self.root}/{batch}"
         config = LocalBatchConfig(transport="local", work_root=str(self.root), scheduler="host")
         script = host.host_batch_script(spec, config, batch_dir, exe.name, has_inputs=False)
-        archive = build_batch_archive(spec, copies, batch_dir=batch_dir, script=script)
+        archive = build_batch_archive(spec, copies, script=script)
         started = time.monotonic()
         out = run(
             "host_submit.sh",

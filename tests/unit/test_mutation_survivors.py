@@ -4,6 +4,7 @@ it. Scripts run for real (``sh``, tar, awk) under stand-ins for Slurm's CLI."""
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import subprocess
@@ -383,11 +384,11 @@ def test_the_batch_archive_holds_exactly_the_layout_with_private_modes(tmp_path:
         CopyVars(environment={"STAMP": "s0"}, secrets={"TOKEN": SecretBytes(b"t0")}),
         CopyVars(environment={"STAMP": "s1"}),
     ]
-    raw = build_batch_archive(spec, copies, batch_dir="/w/b", script="#!/bin/sh\n")
+    raw = build_batch_archive(spec, copies, script="#!/bin/sh\n")
     with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
         members = {m.name: (m.type, m.mode) for m in tar.getmembers()}
-        env0 = tar.extractfile("0/env").read()  # type: ignore[union-attr]
-        secret = tar.extractfile("0/secrets/TOKEN").read()  # type: ignore[union-attr]
+        records = tar.extractfile("copies").read()  # type: ignore[union-attr]
+        secrets = tar.extractfile("secrets").read()  # type: ignore[union-attr]
     file, directory = tarfile.REGTYPE, tarfile.DIRTYPE
     assert members == {
         "job.sh": (file, 0o700),
@@ -397,15 +398,39 @@ def test_the_batch_archive_holds_exactly_the_layout_with_private_modes(tmp_path:
         "bin/pilot.sh": (file, 0o700),
         "inputs": (directory, 0o700),
         "inputs/in.txt": (file, 0o600),
-        "0": (directory, 0o700),
-        "0/secrets": (directory, 0o700),
-        "0/secrets/TOKEN": (file, 0o600),
-        "0/env": (file, 0o600),
-        "1": (directory, 0o700),
-        "1/env": (file, 0o600),
+        "copies": (file, 0o600),
+        "secrets": (file, 0o600),
     }
-    assert env0 == b"export STAMP=s0\nexport INTERCEDE_SECRET_TOKEN=/w/b/0/secrets/TOKEN\n"
-    assert secret == b"t0"
+    lines = records.split(b"\n")
+    assert lines[2:] == [b""]
+    assert [base64.b64decode(line) for line in lines[:2]] == [
+        b"export STAMP=s0\n",
+        b"export STAMP=s1\n",
+    ]
+    assert secrets == b"TOKEN:" + base64.b64encode(b"t0") + b"\n\n"
+
+
+def test_an_archive_without_any_secret_has_no_secrets_file_and_the_same_members_for_any_n(
+    tmp_path: Path,
+) -> None:
+    from intercede import CopyVars, SubmissionSpec
+    from intercede._batch.staging import build_batch_archive
+
+    exe = tmp_path / "pilot.sh"
+    exe.write_text("#!/bin/sh\n")
+    spec = SubmissionSpec(executable=str(exe))
+
+    def names(n: int) -> list[str]:
+        copies = [CopyVars(environment={"STAMP": f"s{i}"}) for i in range(n)]
+        raw = build_batch_archive(spec, copies, script="#!/bin/sh\n")
+        with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+            return tar.getnames()
+
+    assert (
+        names(1)
+        == names(5000)
+        == ["job.sh", "manifest.json", "logs", "bin", "bin/pilot.sh", "copies"]
+    )
 
 
 def test_an_incomplete_collection_says_why_and_names_what_is_missing() -> None:

@@ -295,7 +295,7 @@ class BatchBackend:
             has_inputs=bool(spec.inputs),
         )
         archive = await anyio.to_thread.run_sync(
-            lambda: build_batch_archive(spec, variants, batch_dir=batch_dir, script=script),
+            lambda: build_batch_archive(spec, variants, script=script),
             abandon_on_cancel=True,
         )
         command = self._scheduler.submit_command(spec, self._config, batch, len(variants))
@@ -435,8 +435,10 @@ class BatchBackend:
     # --- purge -------------------------------------------------------------------------------
 
     async def purge(self, handles: Sequence[JobHandle]) -> Mapping[JobID, OpOutcome]:
-        """Remove job directories (secrets included) and logs; a live job is left alone, and
-        so is a directory whose batch records another job id for that copy."""
+        """Remove job directories (secrets included) and logs, and a batch's shared files with
+        its last copy; a live job is left alone, and so is a directory whose batch records
+        another job id for that copy. ``ok`` with reason "already gone" for a job purged
+        before (or whose batch is gone)."""
         async with self._operation("purge", handles) as (jobs, refused):
             result: dict[JobID, OpOutcome] = {**refused}
             if not jobs:
@@ -464,7 +466,9 @@ class BatchBackend:
             reply = await self._run(
                 Command(
                     remote.script("purge.sh", self._config.work_root),
-                    stdin="".join(f"{job.job_dir} {job.log}\n" for job in removable).encode(),
+                    stdin="".join(
+                        f"{job.batch} {job.index} {job.log}\n" for job in removable
+                    ).encode(),
                 )
             )
             parts = remote.sections(reply.out)

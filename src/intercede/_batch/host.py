@@ -11,11 +11,13 @@ whether its pid still runs. This one keeps those semantics and closes their gaps
   ``flock`` on ``<work_root>/.host/slot.<k>`` that the launcher takes and hands to the copy it
   starts: the slot is held exactly as long as the copy's job script lives, however it ends.
   Copies beyond the slots wait (``Waiting``) in their launcher (``host_launch.sh``).
-- **Status from the job's own files**: ``<copy>/pid`` (written by the launcher), ``<copy>/exit``
-  (written by the job script), ``<copy>/killed`` (written by ``kill``). A pid gone with no exit
-  code is ``Failed``, and so is a copy whose launcher died before starting it. A pid counts as
-  alive only while it leads its own session, as every copy does, and is not a zombie: a
-  recycled pid does not keep a dead copy ``Running`` (``host_status.sh``).
+- **Status from the job's own files**: ``<copy>/pid`` (written by the launcher, which makes
+  the copy's directory when it starts it), ``<copy>/exit`` (written by the job script),
+  ``<copy>/killed`` (written by ``kill``); a copy with no directory yet is waiting if its
+  batch has it (``<batch>/copies``) and it was not purged (``host_batch.sh``). A pid gone
+  with no exit code is ``Failed``, and so is a copy whose launcher died before starting it. A
+  pid counts as alive only while it leads its own session, as every copy does, and is not a
+  zombie: a recycled pid does not keep a dead copy ``Running`` (``host_status.sh``).
 - **Kill** signals the copy's process group (SIGTERM, SIGKILL 3 s later) or marks a waiting
   copy so its launcher never starts it; status is ``Aborted`` then (``host_kill.sh``).
 - **Counts** are the live copies under ``work_root``: running (a live pid) and waiting (not
@@ -68,6 +70,7 @@ HOST_SCRIPTS = (
     "host_kill.sh",
     "host_counts.sh",
     "host_cleanup.sh",
+    "host_batch.sh",
 )
 """The remote scripts of this scheduler (package files beside this module)."""
 
@@ -238,7 +241,10 @@ class HostScheduler:
         self, config: BatchConfig, jobs: Sequence[JobLocation], *, chunks: bool = False
     ) -> Command:
         # No chunk record: a host job id spells its routing (checked by layout.locate).
-        return Command(remote.script("host_status.sh", config.work_root), stdin=_job_lines(jobs))
+        return Command(
+            remote.script("host_status.sh", config.work_root),
+            stdin=_job_lines(jobs),
+        )
 
     def status_result(self, reply: Reply, jobs: Sequence[JobLocation]) -> StatusView:
         states = self._states(reply, "status query")
@@ -252,7 +258,10 @@ class HostScheduler:
     # --- kill --------------------------------------------------------------------------------
 
     def kill_command(self, config: BatchConfig, jobs: Sequence[JobLocation]) -> Command:
-        return Command(remote.script("host_kill.sh", config.work_root), stdin=_job_lines(jobs))
+        return Command(
+            remote.script("host_kill.sh", config.work_root),
+            stdin=_job_lines(jobs),
+        )
 
     def kill_result(
         self, reply: Reply, config: BatchConfig, jobs: Sequence[JobLocation]

@@ -2,6 +2,7 @@
 # its submit still runs or one of its copies waits or runs.
 # $1 work root, $2 batch id (32 hex digits, checked by the caller).
 # Reply: @@busy, "@@live <job id> <Waiting|Running>" lines (nothing removed), @@removed or @@gone.
+# uses: host_batch.sh
 cd "$1" 2>/dev/null || { echo @@gone; exit 0; }
 b=$2
 if [ -f "$b/submitting" ] && kill -0 "$(cat "$b/submitting")" 2>/dev/null; then
@@ -15,14 +16,18 @@ alive() { case "$leaders" in *" $1 "*) return 0 ;; esac; return 1; }
 up=
 [ -f "$b/launcher.pid" ] && read -r p <"$b/launcher.pid" && alive "$p" && up=1
 live=
-for d in "$b"/[0-9]*; do
-  [ -d "$d" ] || continue
+n=0
+[ -f "$b/copies" ] && n=$(wc -l <"$b/copies")
+i=0
+while [ "$i" -lt "$n" ]; do
+  d=$b/$i id=${b}_$i
+  i=$((i + 1))
   if [ -e "$d/killed" ] || [ -f "$d/exit" ]; then continue; fi
-  i=${d#"$b"/}
   if [ -f "$d/pid" ]; then
-    read -r p <"$d/pid" && alive "$p" && { echo "@@live ${b}_$i Running"; live=1; }
-  elif [ -n "$up" ]; then
-    echo "@@live ${b}_$i Waiting"; live=1
+    read -r p <"$d/pid" && alive "$p" && { echo "@@live $id Running"; live=1; }
+  elif [ -n "$up" ] && has_copy "$b" "${d##*/}"; then
+    # not started yet (its directory is made when it starts), not purged
+    echo "@@live $id Waiting"; live=1
   fi
 done
 [ -n "$live" ] && exit 0

@@ -4,6 +4,7 @@
 # and SIGKILL if still there after 3 s), dequeued (it was waiting: it will never start),
 # killed-before (an earlier kill did it), ended <rc> / lost / unknown (nothing to do);
 # then "@@end".
+# uses: host_batch.sh
 cd "$1" 2>/dev/null || { sed 's/ .*/ unknown/'; echo @@end; exit 0; }
 mkdir -p .host && exec 8>".host/launch.lock" || exit 5
 flock -w 20 8 || { echo "the host launch lock stayed busy" >&2; exit 5; }
@@ -13,12 +14,12 @@ live=" $(groups_alive)"
 groups=
 while read -r id b i; do
   d=$b/$i
-  if [ ! -d "$d" ]; then echo "$id unknown"; continue; fi
+  if [ ! -d "$d" ] && ! has_copy "$b" "$i"; then echo "$id unknown"; continue; fi
   if [ -e "$d/killed" ]; then echo "$id killed-before"; continue; fi
   if [ -f "$d/exit" ]; then read -r rc <"$d/exit"; echo "$id ended $rc"; continue; fi
   if [ ! -f "$d/pid" ]; then
-    # The launcher checks this mark under the lock we hold: the copy never starts.
-    : >"$d/killed"; echo "$id dequeued"; continue
+    # Not started: the launcher checks this mark under the lock we hold, so it never starts.
+    mkdir -p "$d" && : >"$d/killed" && echo "$id dequeued" || echo "$id unknown"; continue
   fi
   read -r p <"$d/pid"
   l=

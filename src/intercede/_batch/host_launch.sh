@@ -13,8 +13,10 @@ i=0
 while [ "$i" -lt "$n" ]; do
   started=
   flock 8
-  # killed while waiting, or purged since (its env and secrets are gone): never started
-  if [ -e "$b/$i/killed" ] || [ ! -f "$b/$i/env" ]; then
+  # the batch removed since (cleanup): nothing more to start
+  [ -f "$b/job.sh" ] || exit 0
+  # killed while waiting, or killed and then purged: never started
+  if [ -e "$b/$i/killed" ] || { [ -f "$b/purged" ] && grep -qx "$i" "$b/purged"; }; then
     started=skipped
   else
     k=1
@@ -22,6 +24,7 @@ while [ "$i" -lt "$n" ]; do
       exec 9>".host/slot.$k"
       if flock -n 9; then
         # setsid: the copy leads its own process group (kill signals the group) and session.
+        mkdir -p "$b/$i" || exit 1
         setsid bash "$b/job.sh" "$i" </dev/null >"$b/logs/${b}_$i.log" 2>&1 8>&- &
         echo "$!" >"$b/$i/pid.tmp" && mv "$b/$i/pid.tmp" "$b/$i/pid"
         exec 9>&-

@@ -3,6 +3,7 @@
 # Reply: "<job id> <state> [exit code]" per job, state W (waiting for a slot), R (running),
 # E (ended: its exit code follows), K (killed by interCEde), L (its launcher died before
 # starting it), X (its process is gone without an exit code), U (no such job); then "@@end".
+# uses: host_batch.sh
 cd "$1" 2>/dev/null || { sed 's/ .*/ U/'; echo @@end; exit 0; }
 # A copy and a launcher each lead their own session (setsid), which a recycled pid of
 # another program almost never does; a zombie is not alive. One ps for all; a pid missing from it is looked at
@@ -18,9 +19,12 @@ alive() {
 ended() { [ -f "$1/exit" ] && read -r rc <"$1/exit" && echo "$id E $rc"; }
 while read -r id b i; do
   d=$b/$i
-  if [ ! -d "$d" ]; then echo "$id U"; continue; fi
-  if [ -e "$d/killed" ]; then echo "$id K"; continue; fi
-  ended "$d" && continue
+  if [ -d "$d" ]; then
+    if [ -e "$d/killed" ]; then echo "$id K"; continue; fi
+    ended "$d" && continue
+  elif ! has_copy "$b" "$i"; then
+    echo "$id U"; continue
+  fi
   l=
   [ -f "$b/launcher.pid" ] && read -r l <"$b/launcher.pid"
   # The launcher before the pid file: alive then and no pid file after means the copy had

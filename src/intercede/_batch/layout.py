@@ -8,12 +8,20 @@ job's directory below ``work_root``::
     <work_root>/<batch>/manifest.json     what the spec asked to collect
     <work_root>/<batch>/bin/<executable>  staged once per batch
     <work_root>/<batch>/inputs/...        staged once per batch, copied into work/ at start
+    <work_root>/<batch>/copies            one line per copy: its environment (base64)
+    <work_root>/<batch>/secrets           one line per copy: its secrets (0600; absent if none)
+    <work_root>/<batch>/chunks            the scheduler's groups (Slurm: one line per array)
+    <work_root>/<batch>/purged            the copies purged so far, one index a line
     <work_root>/<batch>/logs/<id>.log     Slurm's own output file: the wrapper's log
-    <work_root>/<batch>/<index>/env       per-copy environment (identifiers, secret paths)
-    <work_root>/<batch>/<index>/secrets/  per-copy secret files, mode 0600
+    <work_root>/<batch>/<index>/          made by the copy's job when it starts:
+    <work_root>/<batch>/<index>/secrets/  its secret files, mode 0600 (from ``secrets``)
     <work_root>/<batch>/<index>/stdout    the payload's stdout (outside work/, so a payload
     <work_root>/<batch>/<index>/stderr    file named "stdout" cannot collide with it)
     <work_root>/<batch>/<index>/work/     the payload's working directory
+
+Submit writes the same files whatever the number of copies; a copy that never started (still
+pending, or cancelled before it ran) has no directory. The batch goes, with everything in it,
+when its last copy is purged (the line count of ``copies`` says how many there are).
 
 Handle fields come back from stores and other processes, so they are validated before any of
 them is spliced into a remote command.
@@ -31,7 +39,9 @@ from .remote import MARK, Section
 __all__ = [
     "BATCH_SCRIPT",
     "CHUNKS",
+    "COPIES",
     "MANIFEST",
+    "SECRETS",
     "ChunkRecords",
     "JobLocation",
     "chunk_records",
@@ -44,6 +54,8 @@ __all__ = [
 
 BATCH_SCRIPT = "job.sh"
 MANIFEST = "manifest.json"
+COPIES = "copies"
+SECRETS = "secrets"
 
 CHUNKS = "chunks"
 """``<batch>/chunks``: one ``@@chunk <offset> <size> <group id>`` line per group of copies the

@@ -1,14 +1,36 @@
 #!/bin/sh
-# Remove job directories and logs. $1 work root; stdin: "<job dir> <log>" per job (relative).
-# Replies: "@@had <job dir>" for each directory that existed, then "@@done".
+# Purge jobs: remove each one's directory and log and record its index in <batch>/purged; a
+# batch whose every copy is purged (the line count of <batch>/copies) goes whole, in one rm.
+# $1 work root; stdin: "<batch> <index> <log>" per job (relative; checked by the caller).
+# Replies: "@@had <batch>/<index>" for each job not purged before, then "@@done".
 cd "$1" 2>/dev/null || { echo @@done; exit 0; }
 t=$(mktemp) || exit 4
-trap 'rm -f "$t"' EXIT
-cat > "$t"
-while read -r d _; do [ -d "$d" ] && echo "@@had $d"; done < "$t"
-tr ' ' '\n' < "$t" | xargs -r rm -rf --
-# a batch whose last copy is gone takes its script, inputs and logs with it
-cut -d/ -f1 "$t" | sort -u | while read -r b; do
-  set -- "$b"/[0-9]*; [ -e "$1" ] || rm -rf "$b"
-done
+trap 'rm -f "$t" "$t.b" "$t.new" "$t.rm"' EXIT
+cat >"$t"
+: >"$t.rm"
+cut -d' ' -f1 "$t" | sort -u >"$t.b"
+while read -r b; do
+  [ -d "$b" ] || continue
+  if [ ! -f "$b/copies" ]; then
+    # a batch staged before the copies record (one directory per copy from the start): a
+    # job was there if its directory was; the batch stays (cleanup_batch removes it)
+    awk -v b="$b" '$1 == b { print b "/" $2; print $3 }' "$t" >>"$t.rm"
+    awk -v b="$b" '$1 == b { print b "/" $2 }' "$t" | while read -r d; do
+      [ -d "$d" ] && echo "@@had $d"
+    done
+    continue
+  fi
+  touch "$b/purged" || exit 5
+  n=$(wc -l <"$b/copies")
+  awk -v b="$b" -v n="$n" 'FILENAME == ARGV[1] { seen[$0] = 1; next }
+    $1 == b && !($2 in seen) { seen[$2] = 1; if ($2 + 0 < n + 0) print $2 }' "$b/purged" "$t" >"$t.new" || exit 5
+  cat "$t.new" >>"$b/purged" || exit 5
+  sed "s|^|@@had $b/|" "$t.new"
+  if [ "$(wc -l <"$b/purged")" -ge "$n" ]; then
+    rm -rf "$b"
+  else
+    awk -v b="$b" '$1 == b { print b "/" $2; print $3 }' "$t" >>"$t.rm"
+  fi
+done <"$t.b"
+tr '\n' '\0' <"$t.rm" | xargs -0 -r rm -rf --
 echo @@done

@@ -25,6 +25,7 @@ __all__ = [
     "script",
     "sections",
     "source",
+    "uses",
 ]
 
 MARK = "@@"
@@ -44,8 +45,25 @@ def _comment(line: str) -> bool:
 
 
 def script(name: str, *args: str) -> str:
-    """The packaged script with ``args`` as its positional parameters, ready for ``sh -c``."""
-    return f"set -- {shlex.join(args)}\n{source(name)}" if args else source(name)
+    """The packaged script with ``args`` as its positional parameters, ready for ``sh -c``;
+    the files of shell functions it names in a ``# uses: <file>`` line are sent before it."""
+    text = "".join(source(lib) for lib in uses(name)) + source(name)
+    return f"set -- {shlex.join(args)}\n{text}" if args else text
+
+
+@cache
+def uses(name: str) -> tuple[str, ...]:
+    """The packaged function files script ``name`` says it needs (``# uses: a.sh b.sh``)."""
+    text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+    return tuple(
+        lib
+        for line in text.splitlines()
+        if line.startswith(_USES)
+        for lib in line[len(_USES) :].split()
+    )
+
+
+_USES = "# uses: "
 
 
 @dataclass(frozen=True)

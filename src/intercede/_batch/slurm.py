@@ -25,6 +25,8 @@ from ..models import Explanation, JobStatus, LoadCounts, OpOutcome, Resources, S
 from . import remote
 from .layout import (
     CHUNKS,
+    COPIES,
+    SECRETS,
     JobLocation,
     chunk_records,
     handle_mismatch,
@@ -302,7 +304,10 @@ def job_script(
 
     bash, as DIRAC's own SLURM.py batch scripts: site preambles are written for it
     (PushJobAgent's is "source <cvmfs>/diracosrc", which dash refuses). Secrets never appear
-    here: each copy's ``env`` file exports only their paths. A container image without a
+    here: the copy reads its own line of the batch's ``copies`` and ``secrets`` files
+    (exit code 95 when it cannot), writes its secret files and exports only their paths.
+    The job makes the copy's directory; exit codes 96 and 97 say staging the inputs or making
+    the working directory failed. A container image without a
     launcher never gets here (``staging.check_submittable`` refuses it).
     """
     command = quote_command(
@@ -321,16 +326,37 @@ def job_script(
     stage_inputs = (
         f'cp -R {b}/inputs/. . || {{ echo "intercede: staging inputs failed"; {end} 96; }}\n'
     )
+    no_record = f'{{ echo "intercede: cannot read copy $i\'s record in {batch_dir}"; {end} 95; }}'
+    # The copy's own line of the per-submission records (staging.copy_records), read with
+    # bash builtins: a secret passes through printf (a builtin) into base64's stdin, never
+    # through an argv or an environment.
+    copy_record = (
+        f'mapfile -t -s "$i" -n 1 r <{b}/{COPIES} && [ "${{#r[@]}}" = 1 ] &&'
+        f' e=$(base64 -d <<<"${{r[0]}}") && eval "$e" || {no_record}\n'
+        f"if [ -f {b}/{SECRETS} ]; then\n"
+        f'  mapfile -t -s "$i" -n 1 r <{b}/{SECRETS} && mkdir -p "$d/secrets" || {no_record}\n'
+        "  for e in ${r[0]-}; do\n"
+        '    printf %s "${e#*:}" | base64 -d >"$d/secrets/${e%%:*}" || '
+        f"{no_record}\n"
+        '    export "INTERCEDE_SECRET_${e%%:*}=$d/secrets/${e%%:*}"\n'
+        "  done\n"
+        "fi\n"
+    )
     return (
-        "#!/bin/bash\n" + head + f'd={b}/"$i"\n' + prelude + 'mkdir -p "$d/work" && cd "$d/work" ||'
+        "#!/bin/bash\n"
+        + head
+        + "umask 077\n"
+        + f'd={b}/"$i"\n'
+        + prelude
+        + 'mkdir -p "$d/work" && cd "$d/work" ||'
         f' {{ echo "intercede: no working directory $d/work"; {end} 97; }}\n'
         f'echo "intercede: copy $i, job {job_id},'
         ' started on $(hostname) at $(date -u +%Y-%m-%dT%H:%M:%SZ)"\n'
         + (stage_inputs if has_inputs else "")
         + "export INTERCEDE_COPY_INDEX=$i\n"
         + exports
-        + '. "$d/env"\n'
-        'exec 3>&1 >"$d/stdout" 2>"$d/stderr"\n'
+        + copy_record
+        + 'exec 3>&1 >"$d/stdout" 2>"$d/stderr"\n'
         + (config.preamble.rstrip("\n") + "\n" if config.preamble else "")
         + wrap[0]
         + command

@@ -6,7 +6,9 @@
 # Replies: "@@max <n>" (when asked), "@@chunk <offset> <size> <array id>" per accepted chunk
 # (also appended to <batch>/chunks as it happens), "@@fail <offset>" then sbatch's message.
 # Exit codes: 90-92 staging failed before any sbatch ran (nothing queued, nothing left);
-# 93 sbatch refused a chunk (the copies from that chunk on were removed).
+# 93 sbatch refused a chunk (the records of the copies from that chunk on were removed: the
+# batch's copies file then counts only the copies queued, and no secret of a copy that will
+# never run stays behind).
 umask 077
 root=$1 b=$2 n=$3 max=$4 fallback=$5
 shift 5
@@ -28,7 +30,11 @@ while [ "$o" -lt "$n" ]; do
   else
     echo "@@fail $o"; cat "$b/sbatch.err"
     if [ "$o" -eq 0 ]; then rm -rf "$b"; else
-      i=$o; while [ "$i" -lt "$n" ]; do rm -rf "${b:?}/$i"; i=$((i + 1)); done; fi
+      for f in copies secrets; do
+        [ -f "$b/$f" ] || continue
+        head -n "$o" "$b/$f" >"$b/$f.tmp" && mv -f "$b/$f.tmp" "$b/$f"
+      done
+    fi
     exit 93
   fi
   o=$((o + k))

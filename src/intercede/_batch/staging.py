@@ -1,15 +1,18 @@
 """What crosses the wire at submit: one tar stream holding the whole batch.
 
 One stream instead of one transfer per file (or per copy) keeps submit at one round trip for
-any number of copies. The executable and the inputs are the same for every copy, so they are
-staged once per batch and copied into each copy's working directory when it starts; only what
-differs per copy (its environment file and its secret files) is repeated.
+any number of copies, and the stream holds the same files whatever that number: the
+executable and the inputs are staged once per batch and copied into each copy's working
+directory when it starts, and what differs per copy (its environment and its secrets) is one
+line per copy in two per-submission files. No file is written per copy at submit: each copy's
+directory is made by its job.
 
 Also here: the path rules (containment) shared by staging and collection.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -24,13 +27,14 @@ from pathlib import Path, PurePosixPath
 from ..config import LocalBatchConfig, SSHBatchConfig
 from ..errors import SpecificationRejectedError
 from ..models import CopyVars, SubmissionSpec
-from .layout import BATCH_SCRIPT, MANIFEST
+from .layout import BATCH_SCRIPT, COPIES, MANIFEST, SECRETS
 
 __all__ = [
     "MAX_ARG_STRLEN",
     "build_batch_archive",
     "check_sizes",
     "check_submittable",
+    "copy_records",
     "escapes",
     "is_contained",
     "manifest_bytes",
@@ -116,20 +120,39 @@ def manifest_bytes(spec: SubmissionSpec) -> bytes:
     ).encode()
 
 
-def build_batch_archive(
-    spec: SubmissionSpec,
-    copies: Sequence[CopyVars],
-    *,
-    batch_dir: str,
-    script: str,
-) -> bytes:
-    """The batch as one uncompressed tar, members relative to ``batch_dir``.
+def copy_records(copies: Sequence[CopyVars]) -> tuple[bytes, bytes | None]:
+    """What differs between copies, as two per-submission files of one line per copy: line
+    ``i`` is copy ``i``'s, read by its job for ``$i`` (``job_script``).
 
-    Per copy only what differs: its directory and secrets directory (0700), its ``env`` and
-    its secret files (0600); each copy's ``work/`` is made by the batch script. Integer
-    mtimes keep the members in plain headers (PAX records would double the stream for a
-    thousand copies), and ``tar -p`` is avoided: GNU tar's delayed permission fix-ups made
-    unpacking a thousand copies 15x slower. The modes come from the archive and the remote
+    ``copies``: base64 of the copy's ``export`` lines (base64 keeps a value with newlines on
+    its line). ``secrets`` (``None`` when no copy has one): space-separated ``NAME:base64``
+    pairs, which the job writes to ``<copy>/secrets/NAME`` (0600) when it starts. The number
+    of files does not grow with the number of copies; the copies all run as one user, so a
+    file per copy would isolate nothing from them (``docs/security.md``).
+    """
+    env_lines: list[bytes] = []
+    secret_lines: list[bytes] = []
+    for copy in copies:
+        exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in copy.environment.items())
+        env_lines.append(base64.b64encode(exports.encode()) + b"\n")
+        secret_lines.append(
+            b" ".join(
+                name.encode() + b":" + base64.b64encode(secret.get_secret_value())
+                for name, secret in copy.secrets.items()
+            )
+            + b"\n"
+        )
+    has_secrets = any(copy.secrets for copy in copies)
+    return b"".join(env_lines), b"".join(secret_lines) if has_secrets else None
+
+
+def build_batch_archive(spec: SubmissionSpec, copies: Sequence[CopyVars], *, script: str) -> bytes:
+    """The batch as one uncompressed tar, members relative to the batch directory.
+
+    Its members do not depend on the number of copies: the script, the manifest, the
+    executable, the inputs and the two per-copy record files (``copy_records``); each copy's
+    directory is made by its job when it starts. Integer mtimes keep the members in plain
+    headers, and ``tar -p`` is avoided: the modes come from the archive and the remote
     ``umask 077``.
     """
     buffer = io.BytesIO()
@@ -156,16 +179,10 @@ def build_batch_archive(
             add_dir("inputs")
             for i, ref in enumerate(spec.inputs):
                 _add_local(tar, Path(ref.source), f"inputs/{ref.name}", f"inputs[{i}].source")
-        for index, copy in enumerate(copies):
-            add_dir(f"{index}")  # explicit 0700 even where no umask applies (root's tar)
-            if copy.secrets:
-                add_dir(f"{index}/secrets")
-            lines = [f"export {k}={shlex.quote(v)}\n" for k, v in copy.environment.items()]
-            for name, secret in copy.secrets.items():
-                add_bytes(f"{index}/secrets/{name}", secret.get_secret_value(), _PRIVATE_FILE)
-                path = f"{batch_dir}/{index}/secrets/{name}"
-                lines.append(f"export INTERCEDE_SECRET_{name}={shlex.quote(path)}\n")
-            add_bytes(f"{index}/env", "".join(lines).encode(), _PRIVATE_FILE)
+        environments, secrets = copy_records(copies)
+        add_bytes(COPIES, environments, _PRIVATE_FILE)
+        if secrets is not None:
+            add_bytes(SECRETS, secrets, _PRIVATE_FILE)
     return buffer.getvalue()
 
 
