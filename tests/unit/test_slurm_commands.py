@@ -223,7 +223,7 @@ def test_preamble_runs_before_the_payload(tmp_path: Path) -> None:
         spec, _config(preamble="module load x\n"), "/w/b", "true", has_inputs=False
     )
     assert script.index("module load x") < script.index("/w/b/bin/true")
-    assert script.index('base64 -d') < script.index("module load x")
+    assert script.index("base64 -d") < script.index("module load x")
 
 
 def test_batch_script_is_valid_bash(tmp_path: Path) -> None:
