@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import asyncssh
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from intercede import (
     AuthenticationError,
@@ -800,3 +800,29 @@ async def test_one_deadline_covers_a_hanging_credential_provider(
     with anyio.fail_after(5):
         with pytest.raises(OperationTimeoutError, match="get_status"):
             await _backend(quick, provider=Hanging()).get_status([_handle()])
+
+
+async def test_submitted_handles_are_exactly_what_validation_would_build(
+    config: SSHBatchConfig, exe: str
+) -> None:
+    reply = b"@@chunk 0 1001 41\n@@chunk 1001 1001 9041\n@@chunk 2002 3 99999041\n"
+    transport = Recorder(lambda script: CommandResult(0, reply, b""))
+    submission = await _backend(config, transport).submit(SubmissionSpec(executable=exe), 2005)
+    assert sorted(submission.handles) == list(range(2005))
+    for index, handle in submission.handles.items():
+        rebuilt = JobHandle.model_validate(handle.model_dump())
+        assert rebuilt == handle
+        assert JobHandle.parse(str(handle)) == handle
+        assert handle.routing.endswith(f"/{index}")
+    assert submission.handles[2004].id == "99999041_2"
+
+
+async def test_a_resource_too_long_for_dirac_s_column_is_refused_even_among_many(
+    config: SSHBatchConfig, exe: str
+) -> None:
+    class LongName(Recorder):
+        resource = "submit@" + "h" * 200 + ":22"
+
+    transport = LongName(lambda script: CommandResult(0, b"@@chunk 0 3 4242424242\n", b""))
+    with pytest.raises(ValidationError, match="more than 255"):
+        await _backend(config, transport).submit(SubmissionSpec(executable=exe), 3)

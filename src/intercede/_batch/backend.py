@@ -305,15 +305,7 @@ class BatchBackend:
             raise SubmitUnavailableError(str(exc), batch=batch) from None
         accepted = self._scheduler.submit_result(reply, self._config, batch, len(variants))
         _log.debug("batch %s: %d copies in %s", batch, len(variants), accepted.grouping)
-        handles = {
-            index: JobHandle(
-                backend=self.name,
-                resource=self._transport.resource,
-                id=job_id,
-                routing=f"{batch}/{index}",
-            )
-            for index, job_id in sorted(accepted.job_ids.items())
-        }
+        handles = _handles(self.name, self._transport.resource, batch, accepted.job_ids)
         failures = {
             index: accepted.refused or "not accepted by the scheduler"
             for index in range(len(variants))
@@ -636,6 +628,26 @@ def _copies(copies: int | Sequence[CopyVars]) -> list[CopyVars]:
                 f"must be CopyVars, got {type(variant).__name__}", field=f"copies[{i}]"
             )
     return variants
+
+
+def _handles(
+    backend: str, resource: str, batch: str, job_ids: Mapping[int, str]
+) -> dict[int, JobHandle]:
+    """One handle per accepted copy, by copy index. They differ only in the digits of their
+    id and routing (the scheduler's ids and the batch's hex, checked by its reply parser), so
+    the longest one is validated in full (it alone could exceed the compact form's limit) and
+    the others are built from the same, known-valid parts: validating each of 5000 costs more
+    than the scheduler's own submit."""
+    if not job_ids:
+        return {}
+    longest = max(job_ids, key=lambda index: len(job_ids[index]) + len(str(index)))
+    JobHandle(backend=backend, resource=resource, id=job_ids[longest], routing=f"{batch}/{longest}")
+    return {
+        index: JobHandle.model_construct(
+            backend=backend, resource=resource, id=job_id, routing=f"{batch}/{index}"
+        )
+        for index, job_id in sorted(job_ids.items())
+    }
 
 
 def _count(copies: int | Sequence[CopyVars]) -> int:
