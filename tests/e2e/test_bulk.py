@@ -56,45 +56,57 @@ async def test_five_thousand_copies_above_max_array_size(
         limit = int((await sh("scontrol show config | sed -n 's/^MaxArraySize *= *//p'")).strip())
         assert limit < N  # the point of the test: more copies than one array may hold
         submission = await backend.submit(spec, copies)
-        assert submission.failures == {}
-        assert sorted(submission.handles) == list(range(N))
-        handles = [submission.handles[i] for i in range(N)]
-        arrays = {h.id.split("_")[0] for h in handles}
-        assert len(arrays) == -(-N // limit)
-        batch = handles[0].routing.split("/")[0]
-        batch_dir = f"{config.work_root}/{batch}"
-        # the submit wrote the same files as a submit of one copy: none per copy
-        entries = set((await sh(f"ls -A {shlex.quote(batch_dir)}")).split())
-        assert entries == {"job.sh", "manifest.json", "bin", "logs", "copies", "secrets", "chunks"}
+        try:
+            assert submission.failures == {}
+            assert sorted(submission.handles) == list(range(N))
+            handles = [submission.handles[i] for i in range(N)]
+            arrays = {h.id.split("_")[0] for h in handles}
+            assert len(arrays) == -(-N // limit)
+            batch = handles[0].routing.split("/")[0]
+            batch_dir = f"{config.work_root}/{batch}"
+            # the submit wrote the same files as a submit of one copy: none per copy
+            entries = set((await sh(f"ls -A {shlex.quote(batch_dir)}")).split())
+            assert entries == {
+                "job.sh",
+                "manifest.json",
+                "bin",
+                "logs",
+                "copies",
+                "secrets",
+                "chunks",
+            }
 
-        status = await backend.get_status(handles)
-        assert len(status) == N
-        assert set(status.values()) == {JobStatus.WAITING}
+            status = await backend.get_status(handles)
+            assert len(status) == N
+            assert set(status.values()) == {JobStatus.WAITING}
 
-        doomed, spared = handles[::2], handles[1::2]
-        killed = await backend.kill(doomed)
-        assert killed == {h.id: OpOutcome(ok=True) for h in doomed}
-        status = await backend.get_status(handles)
-        assert len(status) == N
-        assert {status[h.id] for h in doomed} == {JobStatus.ABORTED}
-        assert {status[h.id] for h in spared} == {JobStatus.WAITING}
+            doomed, spared = handles[::2], handles[1::2]
+            killed = await backend.kill(doomed)
+            assert killed == {h.id: OpOutcome(ok=True) for h in doomed}
+            status = await backend.get_status(handles)
+            assert len(status) == N
+            assert {status[h.id] for h in doomed} == {JobStatus.ABORTED}
+            assert {status[h.id] for h in spared} == {JobStatus.WAITING}
 
-        # copies in the first, a middle and the last array run with their own records
-        runners = [spared[0], spared[len(spared) // 2], spared[-1]]
-        await sh("scontrol release " + " ".join(h.id for h in runners))
-        await wait(backend, runners, all_final, timeout=180)
-        outputs = await backend.get_output(runners, tmp_path / "out")
-        for handle in runners:
-            index = int(handle.routing.split("/")[1])
-            out = outputs[handle.id]
-            assert isinstance(out, JobOutput), out
-            assert out.stdout is not None
-            assert out.stdout.read_text() == f"{index} s{index} {tokens[index]}\n"
+            # copies in the first, a middle and the last array run with their own records
+            runners = [spared[0], spared[len(spared) // 2], spared[-1]]
+            await sh("scontrol release " + " ".join(h.id for h in runners))
+            await wait(backend, runners, all_final, timeout=180)
+            outputs = await backend.get_output(runners, tmp_path / "out")
+            for handle in runners:
+                index = int(handle.routing.split("/")[1])
+                out = outputs[handle.id]
+                assert isinstance(out, JobOutput), out
+                assert out.stdout is not None
+                assert out.stdout.read_text() == f"{index} s{index} {tokens[index]}\n"
 
-        rest = [h for h in spared if h not in runners]
-        assert all(o.ok for o in (await backend.kill(rest)).values())
-        purged = await backend.purge(handles)
-        assert len(purged) == N
-        assert all(o.ok for o in purged.values()), [o for o in purged.values() if not o.ok][:3]
-        gone = await sh(f"test -e {shlex.quote(batch_dir)} && echo there || echo gone")
-        assert gone.strip() == "gone"
+            rest = [h for h in spared if h not in runners]
+            assert all(o.ok for o in (await backend.kill(rest)).values())
+            purged = await backend.purge(handles)
+            assert len(purged) == N
+            assert all(o.ok for o in purged.values()), [o for o in purged.values() if not o.ok][:3]
+            gone = await sh(f"test -e {shlex.quote(batch_dir)} && echo there || echo gone")
+            assert gone.strip() == "gone"
+
+        finally:  # a failure must not leave 5000 held jobs filling MaxJobCount for other tests
+            await sh(f"scancel -u $(id -un) -n {shlex.quote(config.job_name)} || true")

@@ -116,7 +116,12 @@ def slurm_cli(tmp_path: Path) -> Slurm:
     state.mkdir()
     bin_dir.mkdir()
     after = '[ -e "$S/after.txt" ] && cp "$S/after.txt" "$S/squeue.txt"'
-    for name, extra in (("squeue", ""), ("sacct", ""), ("scancel", after)):
+    # squeue without -r answers with the array records (squeue_records.txt), when given
+    records = (
+        'case " $* " in *" -r "*) ;; *) [ -e "$S/squeue_records.txt" ]'
+        ' && cat "$S/squeue_records.txt" && exit 0 ;; esac'
+    )
+    for name, extra in (("squeue", records), ("sacct", ""), ("scancel", after)):
         path = bin_dir / name
         path.write_text(_FAKE.format(state=state, name=name, extra=extra))
         path.chmod(0o755)
@@ -498,3 +503,24 @@ def test_an_index_beyond_the_batch_never_counts_towards_removing_it(root: Path) 
     assert remote.marks(done.stdout.decode(), "had") == [f"{BATCH}/0"]
     assert (batch / "purged").read_text().split() == ["0"]
     assert (batch / "job.sh").exists()
+
+
+async def test_a_task_squeue_r_leaves_out_of_a_stepped_range_is_still_waiting(
+    backend: BatchBackend, slurm_cli: Slurm
+) -> None:
+    """Recorded on Slurm 22.05 after cancelling every other task of a pending 1001-task array:
+    ``squeue -r`` lists 156_1 ... 156_997 but not 156_999, the record ``156_[1-999:2]``
+    holds it, and sacct does not know the array yet."""
+    slurm_cli.answer("squeue", "".join(f"156_{i}|PENDING|{ME}|intercede\n" for i in (1, 3, 5)))
+    slurm_cli.answer("squeue_records", f"156_[1-7:2]|PENDING|{ME}|intercede\n")
+    slurm_cli.answer("sacct", "")
+    handles = [_handle(f"156_{i}", i) for i in (1, 3, 5, 7)] + [_handle("156_9", 9)]
+    status = await backend.get_status(handles)
+    assert status == {
+        "156_1": JobStatus.WAITING,
+        "156_3": JobStatus.WAITING,
+        "156_5": JobStatus.WAITING,
+        "156_7": JobStatus.WAITING,
+        "156_9": JobStatus.UNKNOWN,
+    }
+    assert backend.transport.round_trips == 1

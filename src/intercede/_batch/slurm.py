@@ -144,21 +144,26 @@ def map_state(raw: str) -> JobStatus:
 
 # --- job ids -----------------------------------------------------------------------------
 
-_COLLAPSED = re.compile(r"([0-9]+)_\[([0-9,\-]+)(?:%[0-9]+)?\]")
+_COLLAPSED = re.compile(r"([0-9]+)_\[([0-9,:\-]+)(?:%[0-9]+)?\]")
+_RANGE = re.compile(r"([0-9]+)(?:-([0-9]+)(?::([0-9]+))?)?")
 
 
 def expand_job_ids(field: str) -> list[str]:
-    """One squeue/sacct JobID field → task ids: ``"7_[0-2,5%2]"`` → ``7_0 7_1 7_2 7_5``."""
+    """One squeue/sacct JobID field → task ids: ``"7_[0-2,5%2]"`` → ``7_0 7_1 7_2 7_5``, and
+    a stepped range (what cancelling every other task of a pending array leaves) too:
+    ``"7_[1-7:2]"`` → ``7_1 7_3 7_5 7_7``."""
     match = _COLLAPSED.fullmatch(field.strip())
     if match is None:
         return [field.strip()]
     array, ranges = match.groups()
     ids: list[str] = []
     for part in ranges.split(","):
-        low, _, high = part.partition("-")
-        if not low:
+        bounds = _RANGE.fullmatch(part)
+        if bounds is None:
             continue
-        ids.extend(f"{array}_{i}" for i in range(int(low), int(high or low) + 1))
+        low, high, step = bounds.groups()
+        stop = int(high or low) + 1
+        ids.extend(f"{array}_{i}" for i in range(int(low), stop, max(int(step or 1), 1)))
     return ids
 
 

@@ -21,11 +21,35 @@ status() {
   echo @@squeue
   # shellcheck disable=SC2016 # $* belongs to the inner sh
   xargs -r -n 500 sh -c 'IFS=,; squeue -h -r -t all -j "$*" -o "%i|%T|%u|%j" 2>/dev/null || squeue -h -r -t all -u "$(id -un)" -o "%i|%T|%u|%j"' sh < "$t/arrays" > "$t/q"
-  s=$?; cat "$t/q"; echo "@@rc squeue $s"
+  s=$?
+  cut -d'|' -f1 "$t/q" | sort -u > "$t/qk"
+  cut -d' ' -f1 "$t/jobs" | sort -u | comm -23 - "$t/qk" > "$t/miss"
+  if [ "$s" -eq 0 ] && [ -s "$t/miss" ]; then
+    # squeue -r leaves out the last task of a stepped range (7_[1-999:2], what cancelling
+    # every other task of a pending array leaves): the array records, expanded, fill it in.
+    # shellcheck disable=SC2016 # $* belongs to the inner sh
+    cut -d_ -f1 "$t/miss" | sort -u | xargs -r -n 500 sh -c 'IFS=,; squeue -h -t all -j "$*" -o "%i|%T|%u|%j"' sh 2>/dev/null | awk -F'|' '
+      FILENAME == ARGV[1] { miss[$0] = 1; next }
+      $1 ~ /^[0-9]+_\[/ {
+        a = substr($1, 1, index($1, "_") - 1); r = substr($1, index($1, "[") + 1)
+        sub(/(%[0-9]+)?\]$/, "", r); rest = substr($0, length($1) + 1)
+        n = split(r, part, ",")
+        for (k = 1; k <= n; k++) {
+          p = part[k]; step = 1
+          if (index(p, ":")) { step = substr(p, index(p, ":") + 1) + 0; p = substr(p, 1, index(p, ":") - 1) }
+          lo = p; hi = p
+          if (index(p, "-")) { lo = substr(p, 1, index(p, "-") - 1); hi = substr(p, index(p, "-") + 1) }
+          if (step < 1) step = 1
+          for (i = lo + 0; i <= hi + 0; i += step) if ((a "_" i) in miss) print a "_" i rest
+        }
+      }' "$t/miss" - >> "$t/q"
+    cut -d'|' -f1 "$t/q" | sort -u > "$t/qk"
+    cut -d' ' -f1 "$t/jobs" | sort -u | comm -23 - "$t/qk" > "$t/miss"
+  fi
+  cat "$t/q"; echo "@@rc squeue $s"
   echo @@sacct
   # sacct (a slurmdbd query, ~0.1 s) only when squeue left a job out or saw it COMPLETING
-  cut -d'|' -f1 "$t/q" | sort -u > "$t/qk"
-  if grep -q '|COMPLETING|' "$t/q" || cut -d' ' -f1 "$t/jobs" | sort -u | comm -23 - "$t/qk" | grep -q .; then
+  if grep -q '|COMPLETING|' "$t/q" || [ -s "$t/miss" ]; then
     # shellcheck disable=SC2016 # $* belongs to the inner sh
     xargs -r -n 500 sh -c 'IFS=,; exec sacct -n -P -X -j "$*" -o JobID,State' sh < "$t/arrays" > "$t/s"
     s=$?
