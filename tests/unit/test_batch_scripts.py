@@ -6,6 +6,8 @@ test sets, so outages, missing accounting and foreign jobs can be shown without 
 from __future__ import annotations
 
 import getpass
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -487,6 +489,31 @@ async def test_purge_records_each_copy_and_removes_the_batch_with_its_last(
     last = await backend.purge([_handle("41_2", 2)])
     assert last == {"41_2": OpOutcome(ok=True)}
     assert not batch.exists()  # its script, records, secrets and logs went with the last copy
+    trash = root / ".trash"
+    for _ in range(50):  # unlinked by a detached rm, which does not hold up the reply
+        if not any(trash.iterdir()):
+            break
+        time.sleep(0.1)
+    assert list(trash.iterdir()) == []
+
+
+def test_purge_sweeps_what_an_unfinished_background_rm_left(root: Path) -> None:
+    import subprocess
+
+    from intercede._batch import remote
+
+    stale, fresh = root / ".trash" / "p1", root / ".trash" / "p2"
+    for path in (stale, fresh):
+        (path / BATCH / "0").mkdir(parents=True)
+    old = time.time() - 11 * 60
+    os.utime(stale, (old, old))
+    done = subprocess.run(
+        ["sh", "-c", remote.script("purge.sh", str(root))], input=b"", capture_output=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert not stale.exists()
+    assert fresh.exists()  # maybe another purge's, still being unlinked
+    assert sorted(p.name for p in (root / ".trash").iterdir()) == ["p2"]
 
 
 def test_an_index_beyond_the_batch_never_counts_towards_removing_it(root: Path) -> None:
