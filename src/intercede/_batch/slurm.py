@@ -8,6 +8,7 @@ whatever the number of jobs.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
@@ -129,12 +130,15 @@ DEADLINE, REQUEUED, ...) are mapped. A state missing here maps to ``Unknown``.""
 _FINAL_RAW = tuple(raw for raw, status in SLURM_STATES.items() if status.is_final)
 
 
+@functools.lru_cache(maxsize=1024)
 def normalise_state(raw: str) -> str:
-    """``"CANCELLED by 2000"`` → ``"CANCELLED"``; ``"RUNNING+"`` → ``"RUNNING"``."""
+    """``"CANCELLED by 2000"`` → ``"CANCELLED"``; ``"RUNNING+"`` → ``"RUNNING"``.
+    Cached, as ``map_state``: a status of thousands of jobs holds a handful of raw states."""
     words = raw.strip().upper().split()
     return words[0].rstrip("+") if words else ""
 
 
+@functools.lru_cache(maxsize=1024)
 def map_state(raw: str) -> JobStatus:
     """Map one raw squeue/sacct state through ``SLURM_STATES``; unknown → ``Unknown``."""
     return SLURM_STATES.get(normalise_state(raw), JobStatus.UNKNOWN)
@@ -147,6 +151,8 @@ _COLLAPSED = re.compile(r"([0-9]+)_\[([0-9,\-]+)(?:%[0-9]+)?\]")
 
 def expand_job_ids(field: str) -> list[str]:
     """One squeue/sacct JobID field → task ids: ``"7_[0-2,5%2]"`` → ``7_0 7_1 7_2 7_5``."""
+    if "[" not in field:
+        return [field.strip()]
     match = _COLLAPSED.fullmatch(field.strip())
     if match is None:
         return [field.strip()]
@@ -483,7 +489,8 @@ def status_script(work_root: str, *, chunks: bool = False) -> str:
 
 
 def cancel_script(work_root: str, job_name: str) -> str:
-    """Status before, one ``scancel`` per chunk of ranges, status after; ids on stdin.
+    """The status, one ``scancel`` per chunk of ranges, and the status again only when
+    ``scancel`` failed (to tell which cancels did not land); ids on stdin.
 
     Only arrays that squeue shows with our user and ``job_name`` are cancelled (``@@ours``):
     a stale handle cannot cancel someone else's job. scancel's own ``-u``/``--name`` filters
@@ -907,12 +914,17 @@ class SlurmScheduler:
         if split is None:
             raise ResourceUnavailableError(f"scancel failed (squeue): {clip(reply.err)}")
         before = _read_status([*parts[:split], remote.Section("end", "", ())], ids)
-        after = _read_status([remote.Section("", "", parts[split].lines), *parts[split + 1 :]], ids)
-        if not after.complete or not before.squeue_ok or not after.squeue_ok:
+        rest = [remote.Section("", "", parts[split].lines), *parts[split + 1 :]]
+        # The status is read again only when scancel failed: then each job's own state says
+        # which cancel did not land. A scancel that succeeded cancelled every live job asked.
+        reread = any(part.word == "squeue" for part in rest)
+        after = _read_status(rest, ids)
+        if not after.complete or not before.squeue_ok or (reread and not after.squeue_ok):
             raise ResourceUnavailableError(f"scancel failed (squeue): {clip(reply.err)}")
         result: dict[str, OpOutcome] = {}
         for job in jobs:
-            if job.array_id not in before.ours and _is_live(before.states.get(job.job_id)):
+            state = before.states.get(job.job_id)
+            if job.array_id not in before.ours and _is_live(state):
                 result[job.job_id] = OpOutcome(
                     ok=False,
                     reason="not cancelled: squeue shows it with another user or job name "
@@ -920,8 +932,8 @@ class SlurmScheduler:
                 )
                 continue
             result[job.job_id] = kill_outcome(
-                before.states.get(job.job_id),
-                after.states.get(job.job_id),
+                state,
+                after.states.get(job.job_id) if reread else None,
                 cancelled_before=job.job_id in before.cancelled,
             )
         return result
