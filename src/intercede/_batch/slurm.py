@@ -580,6 +580,27 @@ def _status_line(
             target[job_id] = state
 
 
+def _squeue_lines(
+    lines: Sequence[str],
+    want: set[str],
+    live: dict[str, str],
+    live_whole: dict[str, str],
+    accounted: dict[str, str],
+    accounted_whole: dict[str, str],
+) -> None:
+    """``_status_line`` for a whole squeue section, with the common line (a plain task id
+    that was asked for) read without a call per line."""
+    for line in lines:
+        job_field, sep, rest = line.partition("|")
+        if sep and job_field in want:
+            state = rest.partition("|")[0].strip()
+            live[job_field] = state
+        else:
+            _status_line(
+                "squeue", line, want, {}, set(), live, live_whole, accounted, accounted_whole
+            )
+
+
 def parse_status_reply(stdout: str, wanted: Iterable[str]) -> StatusReply:
     """The states of ``wanted`` task ids plus what the script said about its commands.
 
@@ -604,6 +625,10 @@ def _read_status(parts: Sequence[remote.Section], wanted: Iterable[str]) -> Stat
     mode = "squeue"
     complete = False
     for part in parts:
+        if part.word == "squeue":
+            _squeue_lines(part.lines, want, live, live_whole, accounted, accounted_whole)
+            mode = "squeue"
+            continue
         if part.word in ("squeue", "sacct", "exits", "cancelled"):
             mode = part.word
         elif part.word == "rc":

@@ -15,16 +15,22 @@
 # directly. Every process this script forks is time on the caller's clock (a status of 1000
 # jobs is a few times squeue's own cost), so nothing here is a separate sed, sort or cat.
 # Ids and batch names reach the shell only after the caller validated them (digits, ranges,
-# hex); the work root only through shq().
+# hex); the work root and squeue's options only as the variables q_root and q_o.
 case $1 in
   status | status+chunks | cancel) ;;
   *) echo "unknown query: $1" >&2; exit 2 ;;
 esac
-q_what=$1 q_root=$2 q_name=$3 q_final=$4
-export q_what q_root q_name q_final
-exec awk '
-function shq(s) { gsub(/\047/, "\047\\\047\047", s); return "\047" s "\047" }
-
+q_what=$1 q_root=$2 q_name=$3 q_final=$4 q_o="-h -r -t all -o %i|%T|%u|%j"
+export q_what q_root q_name q_final q_o
+# mawk where it is installed, in the C locale: it starts and reads squeue's lines faster than
+# gawk (a status of 1000 tasks: 16-19 ms with mawk, 25-27 ms with gawk, squeue alone 9-11 ms).
+# Everything compared here is bytes (ids, states, user and job names), in any locale.
+LC_ALL=C
+export LC_ALL
+awk="awk"
+if command -v mawk > /dev/null 2>&1; then awk="mawk"; fi
+# shellcheck disable=SC2016 # an awk program: its $ are awk's fields and the shell's of its pipes
+exec "$awk" '
 # Runs cmd (its stdout are lines) and returns its exit code, from the "@@rc" line it ends with.
 function run(cmd, sink,    line, rc) {
   rc = -1
@@ -68,7 +74,7 @@ function each(cmd_head, cmd_tail, sink,    i, j, ids, rc, worst) {
 function status(    k, need, rc) {
   split("", queue); split("", accounted); split("", mine); completing = 0
   print "@@squeue"
-  rc = each("squeue -h -r -t all -o \"%i|%T|%u|%j\" -j ", " 2>/dev/null || squeue -h -r -t all -o \"%i|%T|%u|%j\" -u \"$(id -un)\"", "squeue")
+  rc = each("squeue $q_o -j ", " 2>/dev/null || squeue $q_o -u \"$(id -un)\"", "squeue")
   print "@@rc squeue " rc
   print "@@sacct"
   need = completing
@@ -133,7 +139,7 @@ function cancel(    a, k, args, n, rc, worst, t, b, out) {
   for (k = 1; k <= njobs; k++) {
     split(job[k], t, "_")
     if (!(t[1] in mine) || !(job[k] in queue) || queue[job[k]] ~ ("^(" ENVIRON["q_final"] ")")) continue
-    out = "cat >> " shq(root "/" batch[k] "/cancelled")
+    out = "cat >> \"$q_root/" batch[k] "/cancelled\""
     print job[k] | out
     record[out] = 1
   }
