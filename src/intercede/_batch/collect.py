@@ -349,6 +349,8 @@ class Unpacker:
         """Per job: its output published under ``dest``, or why not."""
         problems = _tar_problems(tar_messages, self._plans)
         results: dict[str, JobOutput | OpOutcome] = {}
+        # Both directories listed once: publishing then touches only names that exist.
+        names = _Names(set(os.listdir(self._dest)), set(os.listdir(self._staging)))
         for job_id, plan in self._plans.items():
             if job_id in self._refused:
                 results[job_id] = OpOutcome(ok=False, reason=self._refused[job_id])
@@ -365,7 +367,8 @@ class Unpacker:
             if skipped:
                 report = "".join(f"{name!r}: {why}\n" for name, why in sorted(skipped.items()))
                 (self._staging / f"{job_id}{SKIPPED_SUFFIX}").write_text(report, errors="replace")
-            results[job_id] = _publish(self._staging, self._dest, plan, skipped)
+                names.staged.add(f"{job_id}{SKIPPED_SUFFIX}")
+            results[job_id] = _publish(self._staging, self._dest, plan, skipped, names)
         return results
 
     def close(self) -> None:
@@ -460,7 +463,17 @@ def _make_links(root: Path, plan: Plan) -> dict[str, str]:
     return skipped
 
 
-def _publish(staging: Path, dest: Path, plan: Plan, skipped: Mapping[str, str]) -> JobOutput:
+@dataclass
+class _Names:
+    """What ``dest`` held before publishing, and what the staging directory holds."""
+
+    existing: set[str]
+    staged: set[str]
+
+
+def _publish(
+    staging: Path, dest: Path, plan: Plan, skipped: Mapping[str, str], names: _Names
+) -> JobOutput:
     """Replace this job's previous output in ``dest`` by what was just staged; ``skipped`` is
     reported both in the result and in the ``.skipped`` side file, which outlives the call.
     Without links the job's files are its plan's (every planned file arrived): nothing is
@@ -468,20 +481,20 @@ def _publish(staging: Path, dest: Path, plan: Plan, skipped: Mapping[str, str]) 
     job_id = plan.job.job_id
     present: set[str] = set()
     for suffix in ("", *_STREAM_SUFFIX.values(), SKIPPED_SUFFIX):
-        old = os.path.join(dest, job_id + suffix)
-        try:
-            mode: int | None = os.lstat(old).st_mode
-        except FileNotFoundError:
-            mode = None
-        if mode is not None and stat.S_ISDIR(mode):
-            shutil.rmtree(old)
-        elif mode is not None:
-            os.unlink(old)
-        try:
-            os.rename(os.path.join(staging, job_id + suffix), old)
-        except FileNotFoundError:
-            continue  # nothing of this kind for this job
-        present.add(suffix)
+        name = job_id + suffix
+        old = os.path.join(dest, name)
+        if name in names.existing:
+            try:
+                mode = os.lstat(old).st_mode
+            except FileNotFoundError:
+                mode = None
+            if mode is not None and stat.S_ISDIR(mode):
+                shutil.rmtree(old)
+            elif mode is not None:
+                os.unlink(old)
+        if name in names.staged:
+            os.rename(os.path.join(staging, name), old)
+            present.add(suffix)
     files_root = dest / job_id
     if plan.links and files_root.is_dir():
         # A link can be the directory another one was made through: list what is there.
