@@ -95,6 +95,8 @@ WHEELS = (
     "anyio>=4.4,<5",
     "asyncssh>=2.17,<3",
     "tenacity>=8.5",
+    "typing_extensions>=4.12",
+    "rich>=13.7",
 )
 
 

@@ -339,9 +339,9 @@ class BatchBackend:
     # --- kill --------------------------------------------------------------------------------
 
     async def kill(self, handles: Sequence[JobHandle]) -> Mapping[JobID, OpOutcome]:
-        """One command: state before, the kill of the live jobs that are ours, state after
-        (Slurm: one ``scancel`` of ranges per array, only for arrays squeue shows with our user
-        and ``job_name``)."""
+        """One command: the state, the kill of the live jobs that are ours (Slurm: one
+        ``scancel`` of ranges per array, only for arrays squeue shows with our user and
+        ``job_name``), and the state again only when that kill failed."""
         async with self._operation("kill", handles) as (jobs, refused):
             result: dict[JobID, OpOutcome] = {**refused}
             if not jobs:

@@ -25,6 +25,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import tarfile
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -63,6 +64,7 @@ LISTING_MAX_BYTES = 64 << 20
 SKIPPED_SUFFIX = ".skipped"
 _STREAM_SUFFIX = {"stdout": ".out", "stderr": ".err", "log": ".log"}
 _TAR_BLOCK = 512
+_SMALL = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -286,6 +288,8 @@ class Unpacker:
         dest.mkdir(parents=True, exist_ok=True)
         self._staging = dest / f".intercede-{uuid.uuid4().hex}"
         self._staging.mkdir(mode=0o700)
+        self._root = os.fspath(self._staging)
+        self._made = {self._root}
 
     @property
     def expects_data(self) -> bool:
@@ -323,19 +327,30 @@ class Unpacker:
                 "(the job is still writing?)"
             )
             return
-        path = self._staging / local
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Plain os calls, each directory made once: thousands of small files per call, and
+        # the file system's own cost of creating them is already most of the time.
+        path = os.path.join(self._root, local)
+        parent = os.path.dirname(path)
+        if parent not in self._made:
+            os.makedirs(parent, exist_ok=True)
+            self._made.add(parent)
         source = tar.extractfile(member)
         if source is None:  # pragma: no cover - isfile() members always have data
             return
-        with path.open("wb") as sink:
-            shutil.copyfileobj(source, sink)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        with open(fd, "wb", closefd=True) as sink:
+            if member.size <= _SMALL:
+                sink.write(source.read())
+            else:
+                shutil.copyfileobj(source, sink)
         self._arrived.add(member.name)
 
     def finish(self, tar_rc: int | None, tar_messages: str) -> dict[str, JobOutput | OpOutcome]:
         """Per job: its output published under ``dest``, or why not."""
         problems = _tar_problems(tar_messages, self._plans)
         results: dict[str, JobOutput | OpOutcome] = {}
+        # Both directories listed once: publishing then touches only names that exist.
+        names = _Names(set(os.listdir(self._dest)), set(os.listdir(self._staging)))
         for job_id, plan in self._plans.items():
             if job_id in self._refused:
                 results[job_id] = OpOutcome(ok=False, reason=self._refused[job_id])
@@ -352,7 +367,8 @@ class Unpacker:
             if skipped:
                 report = "".join(f"{name!r}: {why}\n" for name, why in sorted(skipped.items()))
                 (self._staging / f"{job_id}{SKIPPED_SUFFIX}").write_text(report, errors="replace")
-            results[job_id] = _publish(self._staging, self._dest, job_id, skipped)
+                names.staged.add(f"{job_id}{SKIPPED_SUFFIX}")
+            results[job_id] = _publish(self._staging, self._dest, plan, skipped, names)
         return results
 
     def close(self) -> None:
@@ -414,6 +430,8 @@ def _make_links(root: Path, plan: Plan) -> dict[str, str]:
     """Recreate the plan's symlinks under ``root``; remove (and report) every one that, once
     resolved with the others in place, leads outside ``root``. Repeated until none does,
     since removing one link can change where another resolves."""
+    if not plan.links:
+        return {}
     work = f"{plan.job.work_dir}/"
     skipped: dict[str, str] = {}
     made: dict[str, Path] = {}
@@ -445,37 +463,54 @@ def _make_links(root: Path, plan: Plan) -> dict[str, str]:
     return skipped
 
 
-def _publish(staging: Path, dest: Path, job_id: str, skipped: Mapping[str, str]) -> JobOutput:
+@dataclass
+class _Names:
+    """What ``dest`` held before publishing, and what the staging directory holds."""
+
+    existing: set[str]
+    staged: set[str]
+
+
+def _publish(
+    staging: Path, dest: Path, plan: Plan, skipped: Mapping[str, str], names: _Names
+) -> JobOutput:
     """Replace this job's previous output in ``dest`` by what was just staged; ``skipped`` is
-    reported both in the result and in the ``.skipped`` side file, which outlives the call."""
-    names = [
-        job_id,
-        *(job_id + suffix for suffix in _STREAM_SUFFIX.values()),
-        job_id + SKIPPED_SUFFIX,
-    ]
-    for name in names:
-        old = dest / name
-        if old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old)
-        elif old.exists() or old.is_symlink():
-            old.unlink()
-        new = staging / name
-        if new.exists() or new.is_symlink():
-            new.rename(old)
+    reported both in the result and in the ``.skipped`` side file, which outlives the call.
+    Without links the job's files are its plan's (every planned file arrived): nothing is
+    listed back from the disk."""
+    job_id = plan.job.job_id
+    present: set[str] = set()
+    for suffix in ("", *_STREAM_SUFFIX.values(), SKIPPED_SUFFIX):
+        name = job_id + suffix
+        old = os.path.join(dest, name)
+        if name in names.existing:
+            try:
+                mode = os.lstat(old).st_mode
+            except FileNotFoundError:
+                mode = None
+            if mode is not None and stat.S_ISDIR(mode):
+                shutil.rmtree(old)
+            elif mode is not None:
+                os.unlink(old)
+        if name in names.staged:
+            os.rename(os.path.join(staging, name), old)
+            present.add(suffix)
     files_root = dest / job_id
-    files: list[Path] = []
-    if files_root.is_dir():
+    if plan.links and files_root.is_dir():
+        # A link can be the directory another one was made through: list what is there.
         files = sorted(p for p in files_root.rglob("*") if p.is_symlink() or not p.is_dir())
-
-    def present(suffix: str) -> Path | None:
-        path = dest / f"{job_id}{suffix}"
-        return path if path.exists() else None
-
+    else:
+        prefix = f"{job_id}/"
+        files = sorted(
+            files_root / local[len(prefix) :]
+            for local in plan.files.values()
+            if local.startswith(prefix)
+        )
     return JobOutput(
         root=files_root,
-        stdout=present(".out"),
-        stderr=present(".err"),
-        log=present(".log"),
+        stdout=dest / f"{job_id}.out" if ".out" in present else None,
+        stderr=dest / f"{job_id}.err" if ".err" in present else None,
+        log=dest / f"{job_id}.log" if ".log" in present else None,
         files=tuple(files),
         skipped=dict(sorted(skipped.items())),
     )

@@ -122,18 +122,13 @@ def locate(
     routing_match = _ROUTING.fullmatch(handle.routing)
     if routing_match is None:
         return f"malformed routing {handle.routing!r} (expected <batch>/<index>)"
+    batch, index = routing_match.groups()
     # A scheduler whose ids spell the routing (host: <batch>_<index>) gets them compared.
-    named = id_match.groupdict()
-    if named.get("batch", routing_match.group(1)) != routing_match.group(1) or named.get(
-        "index", routing_match.group(2)
-    ) != routing_match.group(2):
-        return f"{label} job id {handle.id!r} and routing {handle.routing!r} disagree"
-    return JobLocation(
-        job_id=handle.id,
-        array_id=id_match.group(1),
-        batch=routing_match.group(1),
-        index=int(routing_match.group(2)),
-    )
+    if id_pattern.groupindex:
+        named = id_match.groupdict()
+        if named.get("batch", batch) != batch or named.get("index", index) != index:
+            return f"{label} job id {handle.id!r} and routing {handle.routing!r} disagree"
+    return JobLocation(handle.id, id_match.group(1), batch, int(index))
 
 
 def parse_chunk(line: str) -> tuple[int, int, str] | None:

@@ -3,16 +3,35 @@
 # per job directory and log. Replies: "@@manifest <batch>", its manifest, "@@end"; with a
 # chunk record "@@chunks <batch>", its "@@chunk" lines, "@@end"; then "@@find" and find's
 # "%y %s %p\0%l\0" records, NUL-separated (names may hold newlines). A path that does not
-# exist (a purged job) is simply absent from the answer.
+# exist (a job that never started, or was purged) is simply absent from the answer.
+# One awk reads the batches' files and hands the paths to find (through xargs, so any number
+# of them): every process forked here is time on the caller's clock.
 cd "$1" || exit 3
-t=$(mktemp) || exit 4
-trap 'rm -f "$t"' EXIT
-cat > "$t"
-sed -n 's/^B //p' "$t" | while read -r b; do
-  echo "@@manifest $b"; cat "$b/manifest.json" 2>/dev/null; echo; echo @@end
-  if [ -f "$b/chunks" ]; then echo "@@chunks $b"; cat "$b/chunks"; echo @@end; fi
-done
-echo @@find
-# shellcheck disable=SC2016 # $@ belongs to the inner sh
-sed -n 's/^P //p' "$t" | xargs -r sh -c 'exec find "$@" -printf "%y %s %p\0%l\0"' sh 2>/dev/null
-exit 0
+exec awk '
+$1 == "B" { batches[++nb] = substr($0, 3); next }
+$1 == "P" { paths[++np] = substr($0, 3) }
+END {
+  for (i = 1; i <= nb; i++) {
+    b = batches[i]
+    print "@@manifest " b
+    file = b "/manifest.json"
+    while ((getline line < file) > 0) print line
+    close(file)
+    print ""
+    print "@@end"
+    file = b "/chunks"
+    got = (getline line < file)
+    if (got >= 0) {
+      print "@@chunks " b
+      if (got > 0) { print line; while ((getline line < file) > 0) print line }
+      print "@@end"
+    }
+    close(file)
+  }
+  print "@@find"
+  fflush()
+  find = "xargs -r sh -c \047exec find \"$@\" -printf \"%y %s %p\\0%l\\0\"\047 sh 2>/dev/null"
+  for (i = 1; i <= np; i++) print paths[i] | find
+  close(find)
+}
+'

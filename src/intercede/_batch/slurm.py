@@ -8,6 +8,7 @@ whatever the number of jobs.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
@@ -131,12 +132,15 @@ DEADLINE, REQUEUED, ...) are mapped. A state missing here maps to ``Unknown``.""
 _FINAL_RAW = tuple(raw for raw, status in SLURM_STATES.items() if status.is_final)
 
 
+@functools.lru_cache(maxsize=1024)
 def normalise_state(raw: str) -> str:
-    """``"CANCELLED by 2000"`` → ``"CANCELLED"``; ``"RUNNING+"`` → ``"RUNNING"``."""
+    """``"CANCELLED by 2000"`` → ``"CANCELLED"``; ``"RUNNING+"`` → ``"RUNNING"``.
+    Cached, as ``map_state``: a status of thousands of jobs holds a handful of raw states."""
     words = raw.strip().upper().split()
     return words[0].rstrip("+") if words else ""
 
 
+@functools.lru_cache(maxsize=1024)
 def map_state(raw: str) -> JobStatus:
     """Map one raw squeue/sacct state through ``SLURM_STATES``; unknown → ``Unknown``."""
     return SLURM_STATES.get(normalise_state(raw), JobStatus.UNKNOWN)
@@ -152,6 +156,8 @@ def expand_job_ids(field: str) -> list[str]:
     """One squeue/sacct JobID field → task ids: ``"7_[0-2,5%2]"`` → ``7_0 7_1 7_2 7_5``, and
     a stepped range (what cancelling every other task of a pending array leaves) too:
     ``"7_[1-7:2]"`` → ``7_1 7_3 7_5 7_7``."""
+    if "[" not in field:
+        return [field.strip()]
     match = _COLLAPSED.fullmatch(field.strip())
     if match is None:
         return [field.strip()]
@@ -514,7 +520,8 @@ def status_script(work_root: str, *, chunks: bool = False) -> str:
 
 
 def cancel_script(work_root: str, job_name: str) -> str:
-    """Status before, one ``scancel`` per chunk of ranges, status after; ids on stdin.
+    """The status, one ``scancel`` per chunk of ranges, and the status again only when
+    ``scancel`` failed (to tell which cancels did not land); ids on stdin.
 
     Only arrays that squeue shows with our user and ``job_name`` are cancelled (``@@ours``):
     a stale handle cannot cancel someone else's job. scancel's own ``-u``/``--name`` filters
@@ -604,6 +611,27 @@ def _status_line(
             target[job_id] = state
 
 
+def _squeue_lines(
+    lines: Sequence[str],
+    want: set[str],
+    live: dict[str, str],
+    live_whole: dict[str, str],
+    accounted: dict[str, str],
+    accounted_whole: dict[str, str],
+) -> None:
+    """``_status_line`` for a whole squeue section, with the common line (a plain task id
+    that was asked for) read without a call per line."""
+    for line in lines:
+        job_field, sep, rest = line.partition("|")
+        if sep and job_field in want:
+            state = rest.partition("|")[0].strip()
+            live[job_field] = state
+        else:
+            _status_line(
+                "squeue", line, want, {}, set(), live, live_whole, accounted, accounted_whole
+            )
+
+
 def parse_status_reply(stdout: str, wanted: Iterable[str]) -> StatusReply:
     """The states of ``wanted`` task ids plus what the script said about its commands.
 
@@ -628,6 +656,10 @@ def _read_status(parts: Sequence[remote.Section], wanted: Iterable[str]) -> Stat
     mode = "squeue"
     complete = False
     for part in parts:
+        if part.word == "squeue":
+            _squeue_lines(part.lines, want, live, live_whole, accounted, accounted_whole)
+            mode = "squeue"
+            continue
         if part.word in ("squeue", "sacct", "exits", "cancelled"):
             mode = part.word
         elif part.word == "rc":
@@ -938,12 +970,17 @@ class SlurmScheduler:
         if split is None:
             raise ResourceUnavailableError(f"scancel failed (squeue): {clip(reply.err)}")
         before = _read_status([*parts[:split], remote.Section("end", "", ())], ids)
-        after = _read_status([remote.Section("", "", parts[split].lines), *parts[split + 1 :]], ids)
-        if not after.complete or not before.squeue_ok or not after.squeue_ok:
+        rest = [remote.Section("", "", parts[split].lines), *parts[split + 1 :]]
+        # The status is read again only when scancel failed: then each job's own state says
+        # which cancel did not land. A scancel that succeeded cancelled every live job asked.
+        reread = any(part.word == "squeue" for part in rest)
+        after = _read_status(rest, ids)
+        if not after.complete or not before.squeue_ok or (reread and not after.squeue_ok):
             raise ResourceUnavailableError(f"scancel failed (squeue): {clip(reply.err)}")
         result: dict[str, OpOutcome] = {}
         for job in jobs:
-            if job.array_id not in before.ours and _is_live(before.states.get(job.job_id)):
+            state = before.states.get(job.job_id)
+            if job.array_id not in before.ours and _is_live(state):
                 result[job.job_id] = OpOutcome(
                     ok=False,
                     reason="not cancelled: squeue shows it with another user or job name "
@@ -951,8 +988,8 @@ class SlurmScheduler:
                 )
                 continue
             result[job.job_id] = kill_outcome(
-                before.states.get(job.job_id),
-                after.states.get(job.job_id),
+                state,
+                after.states.get(job.job_id) if reread else None,
                 cancelled_before=job.job_id in before.cancelled,
             )
         return result
