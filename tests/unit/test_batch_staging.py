@@ -6,6 +6,7 @@ set) checks byte-exact arguments and per-copy environments in milliseconds, as a
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import stat
@@ -133,6 +134,27 @@ def test_each_copy_gets_its_own_values_and_secret_file(tmp_path: Path) -> None:
     script = (batch_dir / "job.sh").read_text()
     assert "secret-" not in script
     assert stat.S_IMODE((batch_dir / "0").stat().st_mode) == 0o700
+
+
+def test_a_secret_shared_by_copies_travels_once_and_each_copy_gets_it(tmp_path: Path) -> None:
+    """DIRAC gives every pilot of a submit the same proxy: the batch's secrets file holds it
+    once, the later copies point at the first one's line, and every copy still gets its own
+    0600 file with the exact bytes (a per-copy token next to it stays per copy)."""
+    exe = tmp_path / "payload.sh"
+    exe.write_text('#!/bin/sh\ncat "$INTERCEDE_SECRET_PROXY" "$INTERCEDE_SECRET_TOKEN"\n')
+    exe.chmod(0o755)
+    proxy = bytes(range(256)) * 40  # 10 KiB, every byte value, newlines included
+    copies = [CopyVars(secrets={"PROXY": proxy, "TOKEN": f"t{i}".encode()}) for i in range(50)]
+    batch_dir = _stage(tmp_path, SubmissionSpec(executable=str(exe)), copies)
+    records = (batch_dir / "secrets").read_bytes()
+    assert len(records) < len(proxy) * 2  # once (base64), not fifty times
+    assert records.splitlines()[7] == b"PROXY:@0 TOKEN:" + base64.b64encode(b"t7")
+    for i in (0, 1, 49):
+        done = _run_copy(batch_dir, i)
+        assert done.returncode == 0, done.stdout
+        assert (batch_dir / str(i) / "stdout").read_bytes() == proxy + f"t{i}".encode()
+        secret = batch_dir / str(i) / "secrets" / "PROXY"
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600
 
 
 def test_inputs_are_staged_once_and_copied_into_each_working_dir(tmp_path: Path) -> None:

@@ -347,7 +347,12 @@ def job_script(
         f"if [ -f {b}/{SECRETS} ]; then\n"
         f'  mapfile -t -s "$i" -n 1 r <{b}/{SECRETS} && mkdir -p "$d/secrets" || {no_record}\n'
         "  for e in ${r[0]-}; do\n"
-        '    printf %s "${e#*:}" | base64 -d >"$d/secrets/${e%%:*}" || '
+        "    v=${e#*:}\n"
+        # "@<k>": the same value as copy k's under this name, on k's line
+        '    case $v in @*) mapfile -t -s "${v#@}" -n 1 s <'
+        f"{b}/{SECRETS}"
+        ' && for f in ${s[0]-}; do [ "${f%%:*}" = "${e%%:*}" ] && v=${f#*:}; done ;; esac\n'
+        '    printf %s "$v" | base64 -d >"$d/secrets/${e%%:*}" || '
         f"{no_record}\n"
         '    export "INTERCEDE_SECRET_${e%%:*}=$d/secrets/${e%%:*}"\n'
         "  done\n"

@@ -126,22 +126,28 @@ def copy_records(copies: Sequence[CopyVars]) -> tuple[bytes, bytes | None]:
 
     ``copies``: base64 of the copy's ``export`` lines (base64 keeps a value with newlines on
     its line). ``secrets`` (``None`` when no copy has one): space-separated ``NAME:base64``
-    pairs, which the job writes to ``<copy>/secrets/NAME`` (0600) when it starts. The number
+    pairs, which the job writes to ``<copy>/secrets/NAME`` (0600) when it starts; a value an
+    earlier copy already has under the same name is ``NAME:@<that copy's index>`` (DIRAC hands
+    every pilot of a submit the same proxy: it travels once, not once per pilot). The number
     of files does not grow with the number of copies; the copies all run as one user, so a
     file per copy would isolate nothing from them (``docs/security.md``).
     """
     env_lines: list[bytes] = []
     secret_lines: list[bytes] = []
-    for copy in copies:
+    first: dict[tuple[str, bytes], int] = {}
+    for index, copy in enumerate(copies):
         exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in copy.environment.items())
         env_lines.append(base64.b64encode(exports.encode()) + b"\n")
-        secret_lines.append(
-            b" ".join(
-                name.encode() + b":" + base64.b64encode(secret.get_secret_value())
-                for name, secret in copy.secrets.items()
+        pairs: list[bytes] = []
+        for name, secret in copy.secrets.items():
+            value = secret.get_secret_value()
+            owner = first.setdefault((name, value), index)
+            pairs.append(
+                name.encode()
+                + b":"
+                + (base64.b64encode(value) if owner == index else b"@%d" % owner)
             )
-            + b"\n"
-        )
+        secret_lines.append(b" ".join(pairs) + b"\n")
     has_secrets = any(copy.secrets for copy in copies)
     return b"".join(env_lines), b"".join(secret_lines) if has_secrets else None
 
