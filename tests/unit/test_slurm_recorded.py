@@ -16,7 +16,6 @@ from intercede import JobStatus, LocalBatchConfig
 from intercede._batch import slurm
 from intercede._batch.layout import JobLocation
 from intercede._batch.scheduler import Reply
-from intercede._batch.slurm import kill_outcome as _kill_outcome
 from intercede._batch.slurm import status_of as _status_of
 
 DATA = Path(__file__).parent / "data" / "slurm"
