@@ -298,6 +298,22 @@ async def test_kill_cancels_only_arrays_with_our_user_and_job_name(
         assert "another user or job name" in (outcomes[foreign].reason or "")
     assert slurm_cli.args("scancel") == ["41_0"]
     assert backend.transport.round_trips == 1
+    assert len(slurm_cli.args("squeue")) == 1  # scancel succeeded: the status is read once
+
+
+async def test_a_failed_scancel_reads_the_status_again_and_names_what_is_still_live(
+    backend: BatchBackend, slurm_cli: Slurm, root: Path
+) -> None:
+    _chunks(root, "@@chunk 0 2 5")
+    slurm_cli.answer("squeue", f"5_0|RUNNING|{ME}|intercede\n5_1|PENDING|{ME}|intercede\n")
+    slurm_cli.fail("scancel")
+    outcomes = await backend.kill([_handle("5_0"), _handle("5_1", 1)])
+    assert outcomes == {
+        "5_0": OpOutcome(ok=False, reason="still RUNNING after scancel"),
+        "5_1": OpOutcome(ok=False, reason="still PENDING after scancel"),
+    }
+    assert len(slurm_cli.args("squeue")) == 2
+    assert backend.transport.round_trips == 1
 
 
 # --- sacct (a slurmdbd query) only when squeue leaves something out -------------------------
@@ -384,6 +400,20 @@ async def test_kill_records_only_tasks_that_were_live(
     assert (root / BATCH / "cancelled").read_text().split() == ["9_1"]
     status = await backend.get_status([_handle("9_0"), _handle("9_1", 1)])
     assert status == {"9_0": JobStatus.DONE, "9_1": JobStatus.ABORTED}
+
+
+async def test_kill_answers_whole_when_the_batch_folder_is_gone(
+    backend: BatchBackend, slurm_cli: Slurm, root: Path
+) -> None:
+    """The cancel record cannot be written (the batch folder was removed under live jobs):
+    the reply must still be whole, with more records than a pipe holds (84 KB)."""
+    ids = [f"10000000_{i}" for i in range(6000)]
+    slurm_cli.answer("squeue", "".join(f"{j}|PENDING|{ME}|intercede\n" for j in ids))
+    outcomes = await backend.kill([_handle(j, i) for i, j in enumerate(ids)])
+    assert len(outcomes) == len(ids)
+    assert all(o == OpOutcome(ok=True) for o in outcomes.values())
+    assert slurm_cli.args("scancel") == ["10000000_[0-5999]"]
+    assert not (root / BATCH).exists()
 
 
 # --- any N: the command line does not grow ------------------------------------------------

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from intercede import JobStatus
+from intercede import JobStatus, LocalBatchConfig
 from intercede._batch import slurm
-from intercede._batch.slurm import kill_outcome as _kill_outcome
+from intercede._batch.layout import JobLocation
+from intercede._batch.scheduler import Reply
 from intercede._batch.slurm import status_of as _status_of
 
 DATA = Path(__file__).parent / "data" / "slurm"
@@ -141,13 +142,18 @@ def test_collapsed_views(variant: str) -> None:
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_cancel_only_touches_our_jobs(variant: str) -> None:
     """The ownership filter: only arrays squeue shows with our user and job name are
-    cancelled; the running job under another name is left running."""
+    cancelled; the running job under another name is left running. A scancel that succeeded
+    is not followed by a second status read; the status read right after it shows the
+    cancel landed."""
     cases = _cases(variant)
-    before_text, marker, after_text = _read(variant, "cancel.txt").partition("@@after\n")
+    text = _read(variant, "cancel.txt")
+    before_text, marker, rest = text.partition("@@after\n")
     assert marker
+    assert "@@rc scancel 0\n" in before_text
+    assert rest == "@@end\n"  # scancel succeeded: the status was read once
     ids = _wanted(variant, "cancel_input.txt")
     before = slurm.parse_status_reply(before_text + "@@end\n", ids)
-    after = slurm.parse_status_reply(after_text, ids)
+    after = slurm.parse_status_reply(_read(variant, "after_cancel.txt"), ids)
     assert before.squeue_ok is True
     assert after.squeue_ok is True
     assert after.complete
@@ -162,10 +168,16 @@ def test_cancel_only_touches_our_jobs(variant: str) -> None:
     # squeue may still say COMPLETING (Running) while sacct says CANCELLED: sacct wins
     assert {after.states[j].status for j in running} == {JobStatus.ABORTED}
     assert after.states[other].status is JobStatus.RUNNING
-    outcomes = {j: _kill_outcome(before.states.get(j), after.states.get(j)) for j in ids}
+    jobs = [
+        JobLocation(job_id, job_id.partition("_")[0], cases["batch"], index)
+        for index, job_id in enumerate(ids)
+    ]
+    config = LocalBatchConfig(transport="local", work_root="/w", job_name="capture")
+    outcomes = slurm.SlurmScheduler().kill_result(Reply(0, text, ""), config, jobs)
     assert {j for j, o in outcomes.items() if o.ok} == set(running)
     assert "already finished (Done)" in (outcomes[completed].reason or "")
     assert "unknown to Slurm" in (outcomes[cases["never"]].reason or "")
+    assert "another user or job name" in (outcomes[other].reason or "")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

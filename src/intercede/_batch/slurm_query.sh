@@ -184,7 +184,9 @@ function cancel(    a, k, args, n, rc, worst, t, b, out) {
   for (k = 1; k <= njobs; k++) {
     split(job[k], t, "_")
     if (!(t[1] in mine) || !(job[k] in queue) || queue[job[k]] ~ ("^(" ENVIRON["q_final"] ")")) continue
-    out = "cat >> \"$q_root/" batch[k] "/cancelled\""
+    # A batch folder that is gone must not end the reply: its writer still reads every line
+    # (awk writing to a pipe nobody reads would die of SIGPIPE).
+    out = "{ cat >> \"$q_root/" batch[k] "/cancelled\"; } 2>/dev/null || cat > /dev/null"
     print job[k] | out
     record[out] = 1
   }

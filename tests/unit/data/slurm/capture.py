@@ -185,6 +185,9 @@ def main() -> None:
     cancel_in = slurm.status_input(((job, batch) for job in targets), slurm.compress_ids(targets))
     save["cancel_input.txt"] = cancel_in.decode()
     save["cancel.txt"] = run(slurm.cancel_script(root, JOB_NAME), stdin=cancel_in)
+    # kill reads the status again only when scancel failed: the status right after it, read
+    # by itself, shows what the cancel did (COMPLETING in squeue, CANCELLED in sacct).
+    save["after_cancel.txt"] = run(slurm.status_script(root), stdin=cancel_in)
     run(f"scancel {held} {running} {timeout} {other}")
     run(f"rm -rf {root}/{batch}")
     for name, text in save.items():
