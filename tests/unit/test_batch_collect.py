@@ -78,9 +78,15 @@ def _collect(
     max_files: int = 100,
     between: Callable[[], None] = lambda: None,
 ) -> dict[str, JobOutput | OpOutcome]:
-    manifests, entries = collect.parse_listing(_listing(root, jobs))
+    listing = _listing(root, jobs)
+    manifests, entries = collect.parse_listing(listing)
     plans = collect.plan_collection(
-        jobs, manifests, entries, max_bytes=max_bytes, max_files=max_files
+        jobs,
+        manifests,
+        entries,
+        max_bytes=max_bytes,
+        max_files=max_files,
+        not_started=collect.not_started(listing, jobs),
     )
     ready = {k: v for k, v in plans.items() if isinstance(v, collect.Plan)}
     result: dict[str, JobOutput | OpOutcome] = {
@@ -176,6 +182,28 @@ def test_purged_job_is_gone_and_unstarted_job_has_no_streams(tmp_path: Path) -> 
     assert result["9_3"] == JobOutput(
         root=dest / "9_3", stdout=None, stderr=None, log=None, files=()
     )
+
+
+def test_a_copy_without_a_directory_is_not_started_unless_purged_or_not_the_batch_s(
+    tmp_path: Path,
+) -> None:
+    """The batch's records decide: copies 0 and 1 of 3 never started (no directory: pending,
+    or cancelled before they ran), copy 1 was purged since, and copy 5 is not the batch's."""
+    root, dest = tmp_path / "root", tmp_path / "dest"
+    _lay_out(root, {"members": [], "include_unlisted": True}, {2: {"r": b"ran"}})
+    (root / BATCH / "copies").write_text("a\nb\nc\n")
+    (root / BATCH / "purged").write_text("1\n")
+    result = _collect(root, dest, [_job(0), _job(1), _job(2), _job(5)])
+    assert result["9_0"] == JobOutput(
+        root=dest / "9_0", stdout=None, stderr=None, log=None, files=()
+    )
+    for purged_or_foreign in ("9_1", "9_5"):
+        gone = result[purged_or_foreign]
+        assert isinstance(gone, OpOutcome)
+        assert "gone" in (gone.reason or "")
+    ran = result["9_2"]
+    assert isinstance(ran, JobOutput)
+    assert [p.name for p in ran.files] == ["r"]
 
 
 def test_unpack_ignores_members_nobody_asked_for(tmp_path: Path) -> None:

@@ -391,6 +391,7 @@ class BatchBackend:
                 entries,
                 max_bytes=self._config.output_max_bytes,
                 max_files=self._config.output_max_files,
+                not_started=collect.not_started(listing.stdout, jobs),
             )
             ready = {job_id: p for job_id, p in plans.items() if isinstance(p, collect.Plan)}
             for job_id, plan in plans.items():

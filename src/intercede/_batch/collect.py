@@ -51,6 +51,7 @@ __all__ = [
     "chunk_records",
     "listing_input",
     "listing_script",
+    "not_started",
     "parse_listing",
     "plan_collection",
     "transfer_cap",
@@ -91,6 +92,26 @@ def listing_script(work_root: str) -> str:
 def chunk_records(stdout: bytes) -> dict[str, tuple[tuple[int, int, str], ...]]:
     """Each listed batch's chunk record (``<batch>/chunks``), for checking handles."""
     return layout.chunk_records(_head(stdout))
+
+
+def not_started(stdout: bytes, jobs: Sequence[JobLocation]) -> frozenset[str]:
+    """The ids of the jobs whose batch has their copy (an index below its ``copies`` count)
+    and did not purge it: without a directory, such a job has not started yet (pending, or
+    cancelled before it ran), and its output is empty rather than gone."""
+    counts: dict[str, int] = {}
+    purged: dict[str, set[str]] = {}
+    for part in _head(stdout):
+        if part.word == "copies":
+            batch, _, count = part.arg.partition(" ")
+            if count.isdigit():
+                counts[batch] = int(count)
+        elif part.word == "purged":
+            purged[part.arg] = {line.strip() for line in part.lines}
+    return frozenset(
+        job.job_id
+        for job in jobs
+        if job.index < counts.get(job.batch, 0) and str(job.index) not in purged.get(job.batch, ())
+    )
 
 
 def parse_listing(stdout: bytes) -> tuple[dict[str, dict[str, object]], dict[str, Entry]]:
@@ -147,8 +168,10 @@ def plan_collection(
     *,
     max_bytes: int,
     max_files: int,
+    not_started: frozenset[str] = frozenset(),
 ) -> dict[str, Plan | OpOutcome]:
-    """Per job id: the files to fetch, or why the job's output cannot be collected."""
+    """Per job id: the files to fetch, or why the job's output cannot be collected. A job in
+    ``not_started`` that has no directory gets an empty plan (no streams, no files)."""
     under: dict[str, list[tuple[str, Entry]]] = {}
     prefixes = {f"{job.work_dir}/": job.job_id for job in jobs}
     for path, entry in entries.items():
@@ -160,6 +183,9 @@ def plan_collection(
     out: dict[str, Plan | OpOutcome] = {}
     for job in jobs:
         root = entries.get(job.job_dir)
+        if root is None and job.job_id in not_started:
+            out[job.job_id] = Plan(job=job)
+            continue
         if root is None or root.kind != "d":
             out[job.job_id] = OpOutcome(
                 ok=False, reason="output is gone: the job directory does not exist (purged?)"

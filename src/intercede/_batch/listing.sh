@@ -1,7 +1,9 @@
 #!/bin/sh
 # What output collection may take. $1 work root; stdin: "B <batch>" per batch, "P <path>"
 # per job directory and log. Replies: "@@manifest <batch>", its manifest, "@@end"; with a
-# chunk record "@@chunks <batch>", its "@@chunk" lines, "@@end"; then "@@find" and find's
+# chunk record "@@chunks <batch>", its "@@chunk" lines, "@@end"; "@@copies <batch> <n>" (the
+# line count of its copies record) and "@@purged <batch>", its purged copies, "@@end"; then
+# "@@find" and find's
 # "%y %s %p\0%l\0" records, NUL-separated (names may hold newlines). A path that does not
 # exist (a job that never started, or was purged) is simply absent from the answer.
 # One awk reads the batches' files and hands the paths to find (through xargs, so any number
@@ -18,6 +20,18 @@ END {
     while ((getline line < file) > 0) print line
     close(file)
     print ""
+    print "@@end"
+    # how many copies the batch has and which were purged: a copy without a directory that
+    # the batch has and nobody purged has not started yet (its output is empty, not gone)
+    file = b "/copies"
+    n = 0
+    while ((getline line < file) > 0) n++
+    close(file)
+    print "@@copies " b " " n
+    file = b "/purged"
+    print "@@purged " b
+    while ((getline line < file) > 0) print line
+    close(file)
     print "@@end"
     file = b "/chunks"
     got = (getline line < file)
