@@ -88,6 +88,13 @@ async def test_five_thousand_copies_above_max_array_size(
             assert {status[h.id] for h in doomed} == {JobStatus.ABORTED}
             assert {status[h.id] for h in spared} == {JobStatus.WAITING}
 
+            # a copy that never started has no directory: its output is empty, not gone
+            unstarted = await backend.get_output([doomed[1], spared[1]], tmp_path / "pending")
+            for handle in (doomed[1], spared[1]):
+                empty = unstarted[handle.id]
+                assert isinstance(empty, JobOutput), empty
+                assert (empty.stdout, empty.stderr, empty.files) == (None, None, ())
+
             # copies in the first, a middle and the last array run with their own records
             runners = [spared[0], spared[len(spared) // 2], spared[-1]]
             await sh("scontrol release " + " ".join(h.id for h in runners))
