@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import stat
 import tarfile
@@ -68,7 +69,7 @@ _TAR_BLOCK = 512
 _SMALL = 1 << 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     kind: str  # find's %y: f, d, l, ...
     size: int
@@ -127,18 +128,25 @@ def parse_listing(stdout: bytes) -> tuple[dict[str, dict[str, object]], dict[str
             data = None
         if isinstance(data, dict):
             manifests[part.arg] = data
-    found = stdout.partition(_FIND)[2]
+    start = stdout.find(_FIND)
     entries: dict[str, Entry] = {}
-    fields = found.split(b"\0")
-    for record, link in zip(fields[0::2], fields[1::2], strict=False):
-        kind, _, rest = record.partition(b" ")
-        size, _, path = rest.partition(b" ")
-        if not path or not size.isdigit():
+    if start < 0:
+        return manifests, entries
+    kinds: dict[bytes, str] = {}
+    # One record at a time (a listing of 5000 jobs holds tens of thousands): no list of them
+    for match in _RECORD.finditer(stdout, start + len(_FIND)):
+        kind, size, path, link = match.groups()
+        if not path:
             continue
+        text = kinds.get(kind) or kinds.setdefault(kind, kind.decode(errors="replace"))
         entries[os.fsdecode(path)] = Entry(
-            kind=kind.decode(errors="replace"), size=int(size), link=os.fsdecode(link)
+            kind=text, size=int(size), link=os.fsdecode(link) if link else ""
         )
     return manifests, entries
+
+
+_RECORD = re.compile(rb"([^ \0]*) ([0-9]+) ([^\0]*)\0([^\0]*)\0")
+"""One find record, ``%y %s %p\0%l\0``: kind, size, path, link target."""
 
 
 _FIND = f"{MARK}find\n".encode()
