@@ -393,6 +393,7 @@ class BatchBackend:
                 max_files=self._config.output_max_files,
                 not_started=collect.not_started(listing.stdout, jobs),
             )
+            del listing, manifests, entries  # the plans hold what the transfer needs
             ready = {job_id: p for job_id, p in plans.items() if isinstance(p, collect.Plan)}
             for job_id, plan in plans.items():
                 if isinstance(plan, OpOutcome):

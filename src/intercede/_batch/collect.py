@@ -340,6 +340,8 @@ class Unpacker:
             with tarfile.open(fileobj=reader, mode="r|") as tar:
                 for member in tar:
                     self._take(tar, member)
+                    # A streamed TarFile still keeps every member it read: thousands here.
+                    tar.members.clear()
             while reader.read(1 << 16):
                 pass  # tar's end padding
         except _TooMuch as exc:
