@@ -341,7 +341,7 @@ class Unpacker:
                 for member in tar:
                     self._take(tar, member)
                     # A streamed TarFile still keeps every member it read: thousands here.
-                    tar.members.clear()
+                    tar.members.clear()  # type: ignore[attr-defined]  # not in typeshed
             while reader.read(1 << 16):
                 pass  # tar's end padding
         except _TooMuch as exc:
