@@ -198,7 +198,13 @@ def test_a_job_whose_directory_is_not_a_directory_is_gone() -> None:
 def test_without_a_manifest_only_the_streams_are_collected() -> None:
     job = _job(0)
     entries = _entries(job, {"a": Entry("f", 1, "")})
-    for manifests in ({}, {BATCH: {}}, {BATCH: {"members": "a"}}, {BATCH: {"members": [1]}}):
+    cases: list[dict[str, dict[str, object]]] = [
+        {},
+        {BATCH: {}},
+        {BATCH: {"members": "a"}},
+        {BATCH: {"members": [1]}},
+    ]
+    for manifests in cases:
         plan = collect.plan_collection([job], manifests, entries, max_bytes=99, max_files=9)
         assert isinstance(plan["9_0"], Plan)
         assert plan["9_0"].files == {

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import stat
 import tarfile
 from collections.abc import AsyncIterator
@@ -18,14 +17,14 @@ from typing import IO
 import anyio
 import pytest
 
+from intercede._batch import transport as tr
+from intercede._batch.local import LocalTransport
+from intercede._batch.pipe import run_into
 from intercede.errors import (
     BackendClosedError,
     OperationTimeoutError,
     ResourceUnavailableError,
 )
-from intercede._batch import transport as tr
-from intercede._batch.local import LocalTransport
-from intercede._batch.pipe import run_into
 
 pytestmark = pytest.mark.anyio
 
@@ -253,4 +252,3 @@ def test_run_into_is_not_given_a_reader_that_claims_to_be_seekable() -> None:
         return flags
 
     assert anyio.run(main) == [True, False]
-    assert os.environ.get("INTERCEDE_NEVER_SET_BY_THIS_TEST") is None
