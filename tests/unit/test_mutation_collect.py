@@ -572,3 +572,65 @@ def test_publishing_replaces_every_stale_name_of_the_job(tmp_path: Path) -> None
     assert sorted(p.name for p in dest.iterdir()) == ["9_0.out", "9_01.out"]
     assert (dest / "9_0.out").read_text() == "new"
     assert (dest / "9_01.out").read_text() == "another job"
+
+
+def test_the_broken_stream_reason_quotes_the_readers_own_message(tmp_path: Path) -> None:
+    job = _job(0)
+    plan = Plan(job, files={f"{job.work_dir}/a": "9_0/a"})
+    garbage = collect.unpack(io.BytesIO(b"x" * 700), {"9_0": plan}, tmp_path, max_bytes=10)
+    assert _reason(garbage["9_0"]) == (
+        "output incomplete, nothing kept: the output stream broke off (invalid header); "
+        "missing 'work/a'"
+    )
+
+
+def test_the_total_cap_counts_every_chunk_read_not_only_the_largest(tmp_path: Path) -> None:
+    """With a cap above the read size, only the running total can exceed it."""
+    job = _job(0)
+    plan = Plan(job, files={f"{job.work_dir}/a": "9_0/a"})
+    cap = collect.transfer_cap({"9_0": plan}, 100_000)
+    assert cap > 1 << 16
+    junk = {f"junk{i}": b"j" * 10_000 for i in range(30)}  # 300 kB in 64 KiB reads
+    result = collect.unpack(_tar(junk), {"9_0": plan}, tmp_path, max_bytes=100_000)
+    assert _reason(result["9_0"]) == (
+        f"output incomplete, nothing kept: the transfer was stopped after more than {cap} "
+        "bytes; missing 'work/a'"
+    )
+
+
+def test_the_stream_is_read_to_its_end_past_the_tar_archive(tmp_path: Path) -> None:
+    """The sender must never block on a reader that stopped at tar's end-of-archive mark."""
+    job = _job(0)
+    plan = Plan(job, files={f"{job.work_dir}/a": "9_0/a"})
+    whole = _tar({f"{job.work_dir}/a": b"A"}).getvalue() + b"\0" * 300_000
+    stream = io.BytesIO(whole)
+    result = collect.unpack(stream, {"9_0": plan}, tmp_path, max_bytes=1 << 20)
+    assert isinstance(result["9_0"], JobOutput)
+    assert stream.tell() == len(whole)
+
+
+def test_four_missing_files_name_three_and_count_the_fourth(tmp_path: Path) -> None:
+    job = _job(0)
+    plan = Plan(job, files={f"{job.work_dir}/{n}": f"9_0/{n}" for n in "abcd"})
+    result = collect.unpack(_tar({}), {"9_0": plan}, tmp_path, max_bytes=10)
+    assert _reason(result["9_0"]) == (
+        "output incomplete, nothing kept: they were not in the stream; "
+        "missing 'work/a', 'work/b', 'work/c' and 1 more"
+    )
+
+
+def test_a_link_through_a_linked_directory_is_made_after_that_link(tmp_path: Path) -> None:
+    """``l`` -> ``d/.`` must exist before ``l/x`` is made through it, whatever order the plan
+    lists them in and however many slashes their targets hold."""
+    job = _job(0)
+    plan = Plan(job, files={f"{job.work_dir}/d/f": "9_0/d/f"})
+    plan.links = {f"{job.work_dir}/l/x": "f", f"{job.work_dir}/l": "d/."}
+    result = collect.unpack(
+        _tar({f"{job.work_dir}/d/f": b"F"}), {"9_0": plan}, tmp_path, max_bytes=10
+    )
+    out = result["9_0"]
+    assert isinstance(out, JobOutput)
+    assert out.skipped == {}
+    assert os.readlink(tmp_path / "9_0" / "l") == "d/."
+    assert os.readlink(tmp_path / "9_0" / "d" / "x") == "f"
+    assert (tmp_path / "9_0" / "l" / "x").read_bytes() == b"F"
