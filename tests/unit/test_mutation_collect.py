@@ -634,3 +634,24 @@ def test_a_link_through_a_linked_directory_is_made_after_that_link(tmp_path: Pat
     assert os.readlink(tmp_path / "9_0" / "l") == "d/."
     assert os.readlink(tmp_path / "9_0" / "d" / "x") == "f"
     assert (tmp_path / "9_0" / "l" / "x").read_bytes() == b"F"
+
+
+def test_removing_one_escaping_link_is_checked_again_for_the_links_through_it(
+    tmp_path: Path,
+) -> None:
+    """``y`` resolves inside only through ``x``, which leaves: once ``x`` is removed, ``y``
+    leads outside too and must go in a second pass."""
+    job = _job(0)
+    plan = Plan(job, files={f"{job.work_dir}/f": "9_0/f"})
+    plan.links = {
+        f"{job.work_dir}/x": "../elsewhere/a/b/c",
+        f"{job.work_dir}/y": "x/../../../../9_0/f",
+    }
+    result = collect.unpack(_tar({f"{job.work_dir}/f": b"F"}), {"9_0": plan}, tmp_path, max_bytes=9)
+    out = result["9_0"]
+    assert isinstance(out, JobOutput)
+    assert out.skipped == {
+        "x": "link to '../elsewhere/a/b/c' resolves outside the working directory",
+        "y": "link to 'x/../../../../9_0/f' resolves outside the working directory",
+    }
+    assert sorted(p.name for p in (tmp_path / "9_0").iterdir()) == ["f"]
