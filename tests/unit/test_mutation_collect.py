@@ -152,6 +152,8 @@ def test_find_records_with_spaces_odd_kinds_and_bad_sizes() -> None:
         b"\xff 1 b/0/work/odd\0\0"
         b"f 1x b/0/work/badsize\0\0"
         b"f 7\0\0"  # no path
+        b"f 2 b/0/work/after the bad ones\0\0"
+        b"f 5 b/0/work/x\n@@find\ny\0\0"  # a payload's name spelling the marker
         b"f 3 b/0/work/last"  # cut short: no link field
     )
     _, entries = collect.parse_listing(raw)
@@ -159,6 +161,8 @@ def test_find_records_with_spaces_odd_kinds_and_bad_sizes() -> None:
         "b/0/work/with space/and more": Entry("f", 12, ""),
         "b/0/work/l": Entry("l", 4, "x y"),
         "b/0/work/odd": Entry("\ufffd", 1, ""),
+        "b/0/work/after the bad ones": Entry("f", 2, ""),
+        "b/0/work/x\n@@find\ny": Entry("f", 5, ""),
     }
 
 
