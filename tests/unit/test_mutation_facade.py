@@ -16,6 +16,7 @@ import pytest
 import intercede
 import intercede.sync
 from intercede import JobHandle
+from intercede.credentials import StaticCredentials
 from intercede.sync._core import run_helper
 from tests.unit.fakes import FakeBackend, Instrumented
 
@@ -145,3 +146,19 @@ def test_a_helper_twin_refuses_what_is_not_a_facade_and_runs_on_a_facade() -> No
         inner, thread = run_helper(facade, "helper", helper)
         assert inner is backend
         assert thread.startswith("intercede-sync-")
+
+
+def test_a_built_facade_uses_the_credentials_it_was_given(tmp_path: Any) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    provider = StaticCredentials()
+    config = {
+        "kind": "batch",
+        "transport": "ssh",
+        "host": "login.invalid",
+        "user": "u",
+        "work_root": "/w",
+        "known_hosts": str(known),
+    }
+    with intercede.sync.backend(config, provider) as facade:
+        assert facade._backend._provider is provider  # type: ignore[attr-defined]

@@ -252,3 +252,43 @@ def test_run_into_is_not_given_a_reader_that_claims_to_be_seekable() -> None:
         return flags
 
     assert anyio.run(main) == [True, False]
+
+
+class _Recorded:
+    """A transport that answers every command with ``reply`` and keeps what it was asked."""
+
+    kind = "local"
+    resource = "localhost"
+    connections_opened = 0
+    round_trips = 0
+
+    def __init__(self, reply: tr.CommandResult) -> None:
+        self.reply = reply
+        self.calls: list[tuple[list[str], dict[str, object]]] = []
+
+    async def run(self, argv: list[str], **options: object) -> tr.CommandResult:
+        self.calls.append((argv, options))
+        return self.reply
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_put_tar_passes_its_timeout_and_reports_undecodable_stderr() -> None:
+    recorded = _Recorded(tr.CommandResult(2, b"", b"tar: bad \xff header\n"))
+    with pytest.raises(ResourceUnavailableError) as caught:
+        await tr.put_tar(recorded, b"archive", "/w/b", 12.5)  # type: ignore[arg-type]
+    assert str(caught.value) == "unpacking into /w/b failed: tar: bad \ufffd header\n"
+    [(argv, options)] = recorded.calls
+    assert argv[:2] == ["sh", "-c"]
+    assert argv[2].startswith("set -- /w/b\n")
+    assert options == {"stdin": b"archive", "timeout": 12.5}
+
+
+async def test_put_tar_uses_the_callers_timeout_not_the_transports(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.addfile(tarfile.TarInfo("empty"), io.BytesIO(b""))
+    impatient = LocalTransport(command_timeout_s=1e-6)
+    await tr.put_tar(impatient, buffer.getvalue(), str(tmp_path / "t"), 30)
+    assert (tmp_path / "t" / "empty").read_bytes() == b""
