@@ -633,6 +633,21 @@ async def test_local_output_over_its_limit_is_the_limit_error_not_a_start_failur
     assert str(caught.value) == "the command printed more than 4 bytes; stopped reading"
 
 
+async def test_a_new_connection_uses_the_held_credentials_without_pulling_again(
+    ssh_server: tuple[_Login, SSHBatchConfig], tmp_path: Path
+) -> None:
+    login, config = ssh_server
+    key_file, public = _keypair(tmp_path, "id")
+    login.keys = {public}
+    provider = CountingFiles(FileCredentials(ssh_key_file=key_file, reread_after_s=3600))
+    async with build(config, provider) as backend:
+        await backend.transport.run(["true"])
+        login.drops = 1
+        await backend.transport.run(["drop", "status"])
+        assert backend.transport.connections_opened == 2
+        assert provider.calls == 1
+
+
 async def test_a_lost_submit_is_not_retried(
     ssh_server: tuple[_Login, SSHBatchConfig], tmp_path: Path
 ) -> None:

@@ -29,7 +29,9 @@ def anyio_backend() -> str:
 
 def test_slurm_over_local_gets_the_array_limit() -> None:
     config = LocalBatchConfig(transport="local", work_root="/w", max_array_size=7)
-    backend = build(config, StaticCredentials())
+    provider = StaticCredentials()
+    backend = build(config, provider)
+    assert backend._provider is provider
     assert backend.name == "slurm+local"
     assert isinstance(backend.transport, LocalTransport)
     assert isinstance(backend._scheduler, SlurmScheduler)
