@@ -17,6 +17,7 @@ import intercede
 import intercede.sync
 from intercede import JobHandle
 from intercede.credentials import StaticCredentials
+from intercede.sync import _facade
 from intercede.sync._core import run_helper
 from tests.unit.fakes import FakeBackend, Instrumented
 
@@ -108,7 +109,10 @@ class Killing(Instrumented):
         return {}
 
 
-def test_capability_classes_are_named_after_their_protocols() -> None:
+def test_capability_classes_are_named_after_their_protocols(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_facade, "_classes", {})  # built here, not found from an earlier test
     with intercede.sync.wrap(Killing()) as facade:
         assert type(facade).__name__ == "Facade[Killable]"
         assert type(facade).__qualname__ == "Facade[Killable]"
@@ -146,6 +150,9 @@ def test_a_helper_twin_refuses_what_is_not_a_facade_and_runs_on_a_facade() -> No
         inner, thread = run_helper(facade, "helper", helper)
         assert inner is backend
         assert thread.startswith("intercede-sync-")
+    with pytest.raises(intercede.BackendClosedError) as closed:
+        run_helper(facade, "wait_for", helper)
+    assert str(closed.value) == f"wait_for: the sync facade over FakeBackend {CLOSED}"
 
 
 def test_a_built_facade_uses_the_credentials_it_was_given(tmp_path: Any) -> None:
