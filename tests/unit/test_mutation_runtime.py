@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -151,8 +152,10 @@ def test_calls_after_close_are_refused_naming_the_operation_and_the_label() -> N
     assert str(caught.value) == f"kill: the sync facade over facade {CLOSED}"
 
 
-def test_interrupt_cancels_the_calls_in_flight_and_later_calls_work() -> None:
-    runtime = LoopThread()
+def test_interrupt_cancels_the_calls_in_flight_and_later_calls_work(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runtime = LoopThread("fake://mem")
     started = threading.Event()
 
     async def forever() -> None:
@@ -162,8 +165,12 @@ def test_interrupt_cancels_the_calls_in_flight_and_later_calls_work() -> None:
     try:
         thread, outcome = _in_thread(lambda: runtime.call("get_output", forever))
         assert started.wait(5)
-        runtime.interrupt()
-        thread.join(10)
+        with caplog.at_level(logging.DEBUG, logger="intercede.sync"):
+            runtime.interrupt()
+            thread.join(10)
+        assert [r.getMessage() for r in caplog.records] == [
+            "interrupted 1 call(s) on the facade over fake://mem"
+        ]
         assert not thread.is_alive()
         assert len(outcome) == 1
         assert isinstance(outcome[0], OperationCancelledError)
@@ -320,3 +327,24 @@ def test_a_dead_loop_thread_answers_its_callers_with_the_exact_reason() -> None:
         runtime.call("submit", _value(1))
     assert str(caught.value) == f"submit: the sync facade over fake://relabelled {LOST}"
     runtime.close()  # returns: nothing left to wait for
+
+
+def test_a_runtime_orphaned_by_fork_refuses_every_call_naming_the_parent() -> None:
+    """What the fork hook does in the child, done here to the runtime alone (a real fork is
+    covered by test_sync_lifecycle)."""
+    runtime = LoopThread("fake://mem")
+    name = runtime.call("name", _thread_name)
+    runtime._orphan()
+    try:
+        assert runtime.closed is True
+        with pytest.raises(BackendClosedError) as caught:
+            runtime.call("get_status", _value(1))
+        assert str(caught.value) == (
+            f"get_status: the sync facade over fake://mem was created in process "
+            f"{os.getppid()} and does not survive fork; build a new one in the child with "
+            "intercede.sync.backend() or intercede.sync.wrap()"
+        )
+        runtime.close()  # returns at once: there is nothing of its own to wait for
+    finally:  # this process still has the thread a real child would not
+        runtime._loop.call_soon_threadsafe(runtime._loop.stop)
+        assert _wait_until(lambda: name not in {t.name for t in threading.enumerate()})
