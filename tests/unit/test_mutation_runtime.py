@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -348,3 +350,45 @@ def test_a_runtime_orphaned_by_fork_refuses_every_call_naming_the_parent() -> No
     finally:  # this process still has the thread a real child would not
         runtime._loop.call_soon_threadsafe(runtime._loop.stop)
         assert _wait_until(lambda: name not in {t.name for t in threading.enumerate()})
+
+
+def test_the_fork_hook_orphans_every_live_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime = LoopThread("fake://mem")
+    name = runtime.call("name", _thread_name)
+    monkeypatch.setattr(_runtime, "_live", weakref.WeakSet([runtime]))  # this test's only
+    _runtime._after_fork_in_child()
+    try:
+        with pytest.raises(BackendClosedError, match=r"does not survive fork"):
+            runtime.call("get_status", _value(1))
+    finally:
+        runtime._loop.call_soon_threadsafe(runtime._loop.stop)
+        assert _wait_until(lambda: name not in {t.name for t in threading.enumerate()})
+
+
+def test_an_interrupt_of_the_waiting_thread_cancels_the_coroutine_at_once() -> None:
+    """Ctrl-C while waiting (here SIGALRM raising ``KeyboardInterrupt`` in this, the main,
+    thread): the coroutine is cancelled on the loop, not left running."""
+    runtime = LoopThread()
+    cancelled = threading.Event()
+
+    async def slow() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(KeyboardInterrupt):
+            runtime.call("get_status", slow)
+        assert cancelled.is_set()
+        assert runtime.call("probe", _value(5)) == 5
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        runtime.close()
