@@ -108,17 +108,20 @@ class Killing(Instrumented):
     async def kill(self, handles: Any) -> Any:
         return {}
 
+    async def purge(self, handles: Any) -> Any:
+        return {}
+
 
 def test_capability_classes_are_named_after_their_protocols(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(_facade, "_classes", {})  # built here, not found from an earlier test
     with intercede.sync.wrap(Killing()) as facade:
-        assert type(facade).__name__ == "Facade[Killable]"
-        assert type(facade).__qualname__ == "Facade[Killable]"
+        assert type(facade).__name__ == "Facade[Killable, Purgeable]"
+        assert type(facade).__qualname__ == "Facade[Killable, Purgeable]"
         assert type(facade).__module__ == "intercede.sync"
         assert isinstance(facade, intercede.sync.Killable)
-        assert repr(facade) == "<Facade[Killable] over Killing, open>"
+        assert repr(facade) == "<Facade[Killable, Purgeable] over Killing, open>"
 
 
 def test_wrap_refuses_a_facade_with_the_exact_reason() -> None:

@@ -328,6 +328,11 @@ def test_a_dead_loop_thread_answers_its_callers_with_the_exact_reason() -> None:
     with pytest.raises(BackendClosedError) as caught:
         runtime.call("submit", _value(1))
     assert str(caught.value) == f"submit: the sync facade over fake://relabelled {LOST}"
+    # Even with that mark undone (as a forked child's could be), the closed loop refuses.
+    runtime._closing, runtime._broken = False, None
+    with pytest.raises(BackendClosedError) as refused:
+        runtime.call("kill", _value(1))
+    assert str(refused.value) == f"kill: the sync facade over fake://relabelled {CLOSED}"
     runtime.close()  # returns: nothing left to wait for
 
 
