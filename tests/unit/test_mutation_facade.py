@@ -122,6 +122,8 @@ def test_capability_classes_are_named_after_their_protocols(
         assert type(facade).__module__ == "intercede.sync"
         assert isinstance(facade, intercede.sync.Killable)
         assert repr(facade) == "<Facade[Killable, Purgeable] over Killing, open>"
+        with intercede.sync.wrap(Killing()) as other:
+            assert type(other) is type(facade)  # built once per combination
 
 
 def test_wrap_refuses_a_facade_with_the_exact_reason() -> None:
