@@ -401,3 +401,37 @@ def test_an_interrupt_of_the_waiting_thread_cancels_the_coroutine_at_once() -> N
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         runtime.close()
+
+
+def test_close_does_not_wait_for_a_call_that_ignores_its_cancellation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the grace a call is cancelled and given ``CANCEL_GRACE_S``; one that ignores it
+    does not hold up ``aclose()``, and its caller still gets what it returns in the end."""
+    monkeypatch.setattr(_runtime, "CLOSE_GRACE_S", 0.1)
+    monkeypatch.setattr(_runtime, "CANCEL_GRACE_S", 0.1)
+    runtime = LoopThread()
+    events: list[str] = []
+    started = threading.Event()
+
+    async def stubborn() -> str:
+        started.set()
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 1.0
+        while (left := end - loop.time()) > 0:
+            try:
+                await asyncio.sleep(left)
+            except asyncio.CancelledError:
+                events.append("cancelled")
+        events.append("stubborn done")
+        return "done"
+
+    async def final() -> None:
+        events.append("aclose")
+
+    thread, outcome = _in_thread(lambda: runtime.call("submit", stubborn))
+    assert started.wait(5)
+    runtime.close(final)
+    thread.join(10)
+    assert outcome == ["done"]
+    assert events == ["cancelled", "aclose", "cancelled", "stubborn done"]
