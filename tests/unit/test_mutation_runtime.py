@@ -332,12 +332,26 @@ def test_a_dead_loop_thread_answers_its_callers_with_the_exact_reason(
     with pytest.raises(BackendClosedError) as caught:
         runtime.call("submit", _value(1))
     assert str(caught.value) == f"submit: the sync facade over fake://relabelled {LOST}"
-    # Even with that mark undone (as a forked child's could be), the closed loop refuses.
+    runtime.close()  # returns: nothing left to wait for
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_closed_loop_refuses_calls_and_closes_quietly_with_the_lost_mark_undone() -> None:
+    """As a forked child's runtime could be: not marked closing, but its loop is closed."""
+    runtime = LoopThread("fake://mem")
+    name = runtime.call("name", _thread_name)
+
+    def die() -> None:
+        raise SystemExit
+
+    runtime._loop.call_soon_threadsafe(die)
+    assert _wait_until(lambda: name not in {t.name for t in threading.enumerate()})
     runtime._closing, runtime._broken = False, None
     with pytest.raises(BackendClosedError) as refused:
         runtime.call("kill", _value(1))
-    assert str(refused.value) == f"kill: the sync facade over fake://relabelled {CLOSED}"
-    runtime.close()  # returns: nothing left to wait for
+    assert str(refused.value) == f"kill: the sync facade over fake://mem {CLOSED}"
+    runtime.close()  # nothing to run the close on, and nothing raised
+    assert runtime.closed is True
 
 
 def test_a_runtime_orphaned_by_fork_refuses_every_call_naming_the_parent() -> None:
