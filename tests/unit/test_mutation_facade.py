@@ -72,8 +72,10 @@ def test_close_inside_a_running_loop_is_refused_naming_close() -> None:
 
     with pytest.raises(intercede.RunningLoopError) as caught:
         asyncio.run(main())
-    assert str(caught.value).startswith(
-        "close: the sync facade was called from a thread whose asyncio event loop is running"
+    assert str(caught.value) == (
+        "close: the sync facade was called from a thread whose asyncio event loop is running; "
+        "blocking it would stall every task on that loop. Await the async API "
+        "(intercede.backend(...)) instead, or call the facade from a worker thread."
     )
     assert facade.closed is False
     facade.close()

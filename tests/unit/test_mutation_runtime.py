@@ -7,6 +7,7 @@ and a loop thread that dies under its callers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -449,3 +450,31 @@ def test_close_does_not_wait_for_a_call_that_ignores_its_cancellation(
     thread.join(10)
     assert outcome == ["done"]
     assert events == ["cancelled", "aclose", "cancelled", "stubborn done"]
+
+
+def test_a_call_still_running_when_the_loop_stops_is_cancelled_and_the_runtime_is_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It ignored the grace's cancellation and obeys the last one, as the loop stops: its
+    caller is told the facade closed, and the runtime reads closed, not a lost thread."""
+    monkeypatch.setattr(_runtime, "CLOSE_GRACE_S", 0.1)
+    monkeypatch.setattr(_runtime, "CANCEL_GRACE_S", 0.1)
+    runtime = LoopThread("fake://mem")
+    started = threading.Event()
+
+    async def stubborn_once() -> str:
+        started.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(30)
+        await asyncio.sleep(30)  # the second cancellation ends it
+        return "never"
+
+    thread, outcome = _in_thread(lambda: runtime.call("submit", stubborn_once))
+    assert started.wait(5)
+    runtime.close()
+    thread.join(10)
+    assert len(outcome) == 1
+    assert str(outcome[0]) == f"submit: the sync facade over fake://mem {CLOSED}"
+    with pytest.raises(BackendClosedError) as caught:
+        runtime.call("kill", _value(1))
+    assert str(caught.value) == f"kill: the sync facade over fake://mem {CLOSED}"
