@@ -44,7 +44,7 @@ from intercede._batch.backend import BatchBackend
 from intercede._batch.factory import build
 from intercede._batch.local import LocalTransport
 from intercede._batch.slurm import SlurmScheduler
-from intercede._batch.transport import CommandResult, Sink
+from intercede._batch.transport import CommandResult, OutputLimitError, Sink
 
 pytestmark = pytest.mark.anyio
 
@@ -611,6 +611,42 @@ async def test_a_lost_idempotent_command_is_retried_on_a_new_connection(
         assert result.stdout == b"ran drop status\n"
         assert backend.transport.connections_opened == 2
         assert login.ran == ["drop status"]
+
+
+async def test_output_over_its_limit_keeps_the_connection_and_is_not_run_again(
+    ssh_server: tuple[_Login, SSHBatchConfig], tmp_path: Path
+) -> None:
+    """``OutputLimitError`` is a ``ConnectionError`` by inheritance; it must not be taken for a
+    lost connection (dropped, then the command run a second time)."""
+    login, backend = await _connected(ssh_server, tmp_path)
+    async with backend:
+        with pytest.raises(OutputLimitError, match="more than 4 bytes"):
+            await backend.transport.run(["echo", "long"], stdout_limit=4)
+        assert login.ran == ["echo long"]
+        assert (await backend.transport.run(["true"])).stdout == b"ran true\n"
+        assert backend.transport.connections_opened == 1
+
+
+async def test_local_output_over_its_limit_is_the_limit_error_not_a_start_failure() -> None:
+    local = LocalTransport(command_timeout_s=30)
+    with pytest.raises(OutputLimitError) as caught:
+        await local.run(["echo", "long"], stdout_limit=4)
+    assert str(caught.value) == "the command printed more than 4 bytes; stopped reading"
+
+
+async def test_a_new_connection_uses_the_held_credentials_without_pulling_again(
+    ssh_server: tuple[_Login, SSHBatchConfig], tmp_path: Path
+) -> None:
+    login, config = ssh_server
+    key_file, public = _keypair(tmp_path, "id")
+    login.keys = {public}
+    provider = CountingFiles(FileCredentials(ssh_key_file=key_file, reread_after_s=3600))
+    async with build(config, provider) as backend:
+        await backend.transport.run(["true"])
+        login.drops = 1
+        await backend.transport.run(["drop", "status"])
+        assert backend.transport.connections_opened == 2
+        assert provider.calls == 1
 
 
 async def test_a_lost_submit_is_not_retried(

@@ -10,7 +10,7 @@ import anyio
 from anyio.abc import ByteReceiveStream, Process
 
 from ..errors import BackendClosedError, OperationTimeoutError, ResourceUnavailableError
-from .transport import CommandResult, Sink, StdoutCollector, exchange
+from .transport import CommandResult, OutputLimitError, Sink, StdoutCollector, exchange
 
 __all__ = ["LocalTransport"]
 
@@ -55,6 +55,8 @@ class LocalTransport:
                         await process.aclose()
         except TimeoutError:
             raise OperationTimeoutError(f"{argv[0]} did not finish within {limit:g} s") from None
+        except OutputLimitError:
+            raise  # an OSError by inheritance, but the command did run
         except OSError as exc:
             raise ResourceUnavailableError(f"cannot run {argv[0]}: {exc.strerror}") from None
 

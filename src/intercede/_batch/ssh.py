@@ -40,7 +40,7 @@ from ..errors import (
     OperationTimeoutError,
     ResourceUnavailableError,
 )
-from .transport import CommandResult, Sink, StdoutCollector, exchange
+from .transport import CommandResult, OutputLimitError, Sink, StdoutCollector, exchange
 
 _log = logging.getLogger("intercede.ssh")
 
@@ -310,6 +310,10 @@ class SSHTransport:
                 raise OperationTimeoutError(
                     f"{self.resource}: command did not finish within {limit:g} s"
                 ) from None
+            except OutputLimitError:
+                # An OSError by inheritance, but the connection is fine: neither drop it nor
+                # run the command again.
+                raise
             except (asyncssh.ChannelOpenError, *_CONNECTION_ERRORS) as exc:
                 await self._forget(conn)
                 if started and not idempotent:
