@@ -484,6 +484,22 @@ def test_the_exact_reasons_of_a_stopped_and_of_a_broken_stream(tmp_path: Path) -
     )
 
 
+def test_a_broken_stream_with_no_message_is_named_by_its_type(tmp_path: Path) -> None:
+    class Silent(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+            raise OSError  # no message: the reason must still say what broke
+
+    job = _job(0)
+    plan = Plan(job, files={f"{job.work_dir}/a": "9_0/a"})
+    result = collect.unpack(Silent(), {"9_0": plan}, tmp_path, max_bytes=10)  # type: ignore[arg-type]
+    assert _reason(result["9_0"]) == (
+        "output incomplete, nothing kept: the output stream broke off (OSError); missing 'work/a'"
+    )
+
+
 def test_a_stream_exactly_at_the_cap_is_read_whole(tmp_path: Path) -> None:
     job = _job(0)
     plan = Plan(job, files={f"{job.work_dir}/a": "9_0/a"})

@@ -347,7 +347,7 @@ class Unpacker:
         except _TooMuch as exc:
             self._broken = f"the transfer was stopped after more than {exc.cap} bytes"
         except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-            self._broken = f"the output stream broke off ({exc or type(exc).__name__})"
+            self._broken = f"the output stream broke off ({str(exc) or type(exc).__name__})"
 
     def _take(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         target = self._owner.get(member.name)
