@@ -70,3 +70,78 @@ def test_a_launcher_allows_an_image_and_local_files_pass(exe: str) -> None:
     check_submittable(
         SubmissionSpec(executable=exe, inputs=(FileRef(name="i", source=exe),)), _config()
     )
+
+
+def test_staged_input_modes_follow_any_execute_bit(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from intercede import CopyVars
+    from intercede._batch.staging import build_batch_archive
+
+    inputs = []
+    for name, mode in (("tool", 0o755), ("data", 0o644), ("other_x", 0o601)):
+        path = tmp_path / name
+        path.write_text(name)
+        path.chmod(mode)
+        inputs.append(FileRef(name=name, source=str(path)))
+    spec = SubmissionSpec(executable=str(tmp_path / "tool"), inputs=tuple(inputs))
+    with tarfile.open(fileobj=io.BytesIO(build_batch_archive(spec, [CopyVars()], script=""))) as t:
+        modes = {m.name: m.mode for m in t.getmembers() if m.name.startswith("inputs/")}
+    assert modes == {"inputs/tool": 0o700, "inputs/data": 0o600, "inputs/other_x": 0o700}
+
+
+def test_long_input_names_stay_in_plain_gnu_headers(tmp_path: Path) -> None:
+    from intercede import CopyVars
+    from intercede._batch.staging import build_batch_archive
+
+    data = tmp_path / "d"
+    deep = data / ("x" * 90) / ("y" * 90)
+    deep.mkdir(parents=True)
+    (deep / "f").write_text("f")
+    spec = SubmissionSpec(executable=str(deep / "f"), inputs=(FileRef(name="d", source=str(data)),))
+    archive = build_batch_archive(spec, [CopyVars()], script="")
+    assert b"././@LongLink" in archive  # GNU's long-name record, not a PAX header
+    assert b"PaxHeader" not in archive
+
+
+def test_a_dangling_link_is_refused_with_its_own_path_and_the_system_s_reason(
+    tmp_path: Path,
+) -> None:
+    from intercede import CopyVars
+    from intercede._batch.staging import build_batch_archive
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "gone").symlink_to("nowhere")
+    spec = SubmissionSpec(executable="/bin/true", inputs=(FileRef(name="d", source=str(data)),))
+    with pytest.raises(SpecificationRejectedError) as caught:
+        build_batch_archive(spec, [CopyVars()], script="")
+    assert str(caught.value) == (
+        f"inputs[0].source: cannot read {data / 'gone'}: No such file or directory"
+    )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "relative", "selected"),
+    [
+        ("**/x", "a/y", False),
+        ("**/x", "a/x", True),
+        ("a/**/b/c", "a/q/r/b/c", True),
+        ("a/**/b/c", "a/q/c", False),
+        ("a//b", "a/b", True),
+        ("./a", "a/z", True),
+        (".", "a", False),
+    ],
+)
+def test_output_patterns_select_exactly(pattern: str, relative: str, selected: bool) -> None:
+    from intercede._batch.staging import matches_member
+
+    assert matches_member(pattern, relative) is selected
+
+
+def test_a_name_with_a_nul_is_not_contained() -> None:
+    from intercede._batch.staging import is_contained
+
+    assert is_contained("a/b")
+    assert not is_contained("a\x00b")
