@@ -17,8 +17,22 @@ from typing import Self
 
 import intercede
 from intercede import CopyVars, JobHandle, JobID, JobStatus, Submission, SubmissionSpec
+from intercede._batch.layout import JobLocation, locate
 
 __all__ = ["FakeBackend", "Instrumented", "as_copies", "fake_handle", "fake_handles"]
+
+
+def local_job(index: int, batch: str, array: str = "9") -> JobLocation:
+    """Copy ``index`` of ``batch`` as the local Slurm backend locates it: ``<array>_<index>``."""
+    handle = JobHandle(
+        backend="slurm+local",
+        resource="localhost",
+        id=f"{array}_{index}",
+        routing=f"{batch}/{index}",
+    )
+    where = locate(handle, backend="slurm+local", resource="localhost")
+    assert isinstance(where, JobLocation)
+    return where
 
 
 def fake_handle(job_id: str, resource: str = "mem") -> JobHandle:

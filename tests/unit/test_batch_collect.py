@@ -17,24 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from intercede import JobHandle, JobOutput, OpOutcome
+from intercede import JobOutput, OpOutcome
 from intercede._batch import collect
-from intercede._batch.layout import JobLocation, locate
+from intercede._batch.layout import JobLocation
 from intercede._batch.transport import tar_command, tar_input
+from tests.unit.fakes import local_job
 
 BATCH = "ab" * 16
 
 
 def _job(index: int, array: str = "9") -> JobLocation:
-    handle = JobHandle(
-        backend="slurm+local",
-        resource="localhost",
-        id=f"{array}_{index}",
-        routing=f"{BATCH}/{index}",
-    )
-    where = locate(handle, backend="slurm+local", resource="localhost")
-    assert isinstance(where, JobLocation)
-    return where
+    return local_job(index, BATCH, array)
 
 
 def _lay_out(root: Path, manifest: dict[str, object], jobs: dict[int, dict[str, bytes]]) -> None:

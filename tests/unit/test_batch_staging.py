@@ -228,7 +228,14 @@ def test_unsupported_specs_are_refused_naming_the_field(
 
 @pytest.mark.parametrize(
     ("name", "ok"),
-    [("a", True), ("a/b/c", True), ("/etc/x", False), ("a/../../x", False), ("", False)],
+    [
+        ("a", True),
+        ("a/b/c", True),
+        ("/etc/x", False),
+        ("a/../../x", False),
+        ("", False),
+        ("a\x00b", False),
+    ],
 )
 def test_is_contained(name: str, ok: bool) -> None:
     assert is_contained(name) is ok
@@ -261,6 +268,12 @@ def test_escaping_links(path: str, target: str, escaping: bool) -> None:
         ("./out/a.txt", "out/a.txt", True),
         ("o?t", "out", True),
         ("other", "out", False),
+        ("**/x", "a/y", False),
+        ("**/x", "a/x", True),
+        ("a/**/b/c", "a/q/r/b/c", True),
+        ("a/**/b/c", "a/q/c", False),
+        ("a//b", "a/b", True),
+        (".", "a", False),
     ],
 )
 def test_matches_member(pattern: str, path: str, selected: bool) -> None:
@@ -307,3 +320,6 @@ def test_a_dangling_link_in_the_inputs_is_refused_naming_the_input(tmp_path: Pat
     with pytest.raises(SpecificationRejectedError) as info:
         build_batch_archive(spec, [CopyVars()], script="")
     assert info.value.field == "inputs[0].source"
+    assert str(info.value) == (
+        f"inputs[0].source: cannot read {data / 'gone'}: No such file or directory"
+    )

@@ -18,26 +18,19 @@ from pathlib import Path
 
 import pytest
 
-from intercede import JobHandle, JobOutput, OpOutcome
+from intercede import JobOutput, OpOutcome
 from intercede._batch import collect
 from intercede._batch.collect import Entry, Plan
-from intercede._batch.layout import JobLocation, locate
+from intercede._batch.layout import JobLocation
 from intercede.errors import ResourceUnavailableError
+from tests.unit.fakes import local_job
 
 BATCH = "cd" * 16
 OTHER = "ef" * 16
 
 
 def _job(index: int, batch: str = BATCH, array: str = "9") -> JobLocation:
-    handle = JobHandle(
-        backend="slurm+local",
-        resource="localhost",
-        id=f"{array}_{index}",
-        routing=f"{batch}/{index}",
-    )
-    where = locate(handle, backend="slurm+local", resource="localhost")
-    assert isinstance(where, JobLocation)
-    return where
+    return local_job(index, batch, array)
 
 
 def _tar(members: dict[str, bytes], *, links: dict[str, str] | None = None) -> io.BytesIO:
