@@ -19,6 +19,7 @@ from intercede import (
     ConfigurationError,
     CopyVars,
     Diagnostics,
+    FileRef,
     JobHandle,
     JobStatus,
     OpOutcome,
@@ -267,11 +268,19 @@ async def test_a_drop_while_staging_leaves_nothing_after_cleanup(
 ) -> None:
     held = config.model_copy(update={"submit_extra": ("--hold",)})
     copies = [CopyVars(secrets={"TOKEN": SecretBytes(b"s" * 64)}) for _ in range(3000)]
+    # Staging writes the same few files for any number of copies, so the window to drop the
+    # connection in is the upload: a large input keeps the tar stream flowing for a while.
+    big = tmp_path / "big.bin"
+    with big.open("wb") as handle:
+        handle.truncate(256 << 20)
+    spec = SubmissionSpec(
+        executable=_script(tmp_path, "true\n"), inputs=(FileRef(name="big", source=str(big)),)
+    )
     async with _build(held, credentials) as backend:
         batch = await _submit_and_drop(
             backend,
             slurm_cluster,
-            SubmissionSpec(executable=_script(tmp_path, "true\n")),
+            spec,
             copies,
             lambda batch_dir: not _ls(slurm_cluster, f"{batch_dir}/chunks"),
             config.work_root,
