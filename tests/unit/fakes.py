@@ -13,13 +13,28 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Self
+from typing import Any, Self
 
 import intercede
 from intercede import CopyVars, JobHandle, JobID, JobStatus, Submission, SubmissionSpec
 from intercede._batch.layout import JobLocation, locate
 
 __all__ = ["FakeBackend", "Instrumented", "as_copies", "fake_handle", "fake_handles"]
+
+
+def in_thread(call: Any) -> tuple[threading.Thread, list[Any]]:
+    """Run ``call`` in a thread; its result or exception lands in the returned list."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
 
 
 def local_job(index: int, batch: str, array: str = "9") -> JobLocation:

@@ -22,6 +22,7 @@ import pytest
 from intercede import BackendClosedError, OperationCancelledError, OperationTimeoutError
 from intercede.sync import _runtime
 from intercede.sync._runtime import LoopThread
+from tests.unit.fakes import in_thread
 
 CLOSED = "is closed; build a new one with intercede.sync.backend() or intercede.sync.wrap()"
 LOST = (
@@ -44,20 +45,6 @@ def _raises(error: BaseException) -> Callable[[], Any]:
         raise error
 
     return run
-
-
-def _in_thread(call: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
-    outcome: list[Any] = []
-
-    def run() -> None:
-        try:
-            outcome.append(call())
-        except BaseException as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, outcome
 
 
 def _wait_until(condition: Callable[[], bool], within: float = 10.0) -> bool:
@@ -166,7 +153,7 @@ def test_interrupt_cancels_the_calls_in_flight_and_later_calls_work(
         await asyncio.sleep(30)
 
     try:
-        thread, outcome = _in_thread(lambda: runtime.call("get_output", forever))
+        thread, outcome = in_thread(lambda: runtime.call("get_output", forever))
         assert started.wait(5)
         with caplog.at_level(logging.DEBUG, logger="intercede.sync"):
             runtime.interrupt()
@@ -317,7 +304,7 @@ def test_a_dead_loop_thread_answers_its_callers_with_the_exact_reason(
         started.set()
         await asyncio.sleep(30)
 
-    thread, outcome = _in_thread(lambda: runtime.call("get_status", forever))
+    thread, outcome = in_thread(lambda: runtime.call("get_status", forever))
     assert started.wait(5)
 
     def die() -> None:
@@ -444,7 +431,7 @@ def test_close_does_not_wait_for_a_call_that_ignores_its_cancellation(
     async def final() -> None:
         events.append("aclose")
 
-    thread, outcome = _in_thread(lambda: runtime.call("submit", stubborn))
+    thread, outcome = in_thread(lambda: runtime.call("submit", stubborn))
     assert started.wait(5)
     runtime.close(final)
     thread.join(10)
@@ -469,7 +456,7 @@ def test_a_call_still_running_when_the_loop_stops_is_cancelled_and_the_runtime_i
         await asyncio.sleep(30)  # the second cancellation ends it
         return "never"
 
-    thread, outcome = _in_thread(lambda: runtime.call("submit", stubborn_once))
+    thread, outcome = in_thread(lambda: runtime.call("submit", stubborn_once))
     assert started.wait(5)
     runtime.close()
     thread.join(10)

@@ -18,7 +18,7 @@ import intercede.sync
 from intercede import JobHandle, Submission, SubmissionSpec
 from intercede.sync import _runtime
 from tests.unit.child import run_python
-from tests.unit.fakes import Instrumented
+from tests.unit.fakes import Instrumented, in_thread
 
 SPEC = SubmissionSpec(executable="pilot.sh")
 HANDLE = JobHandle(backend="fake", resource="mem", id="1")
@@ -35,21 +35,6 @@ class Connected(Instrumented):
 
 def sync_threads() -> set[str]:
     return {t.name for t in threading.enumerate() if t.name.startswith("intercede-sync-")}
-
-
-def in_thread(call: Any) -> tuple[threading.Thread, list[Any]]:
-    """Run ``call`` in a thread; its result or exception lands in the returned list."""
-    outcome: list[Any] = []
-
-    def run() -> None:
-        try:
-            outcome.append(call())
-        except BaseException as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, outcome
 
 
 def test_close_lets_a_running_submit_finish_before_closing_the_backend() -> None:
